@@ -1,0 +1,86 @@
+# Xenia build. `make` builds the daemon, the CLI and the built-in template
+# into build/; `make run` and `make test` are the two commands of the
+# README (both install the Debian packages they need first).
+
+CC       ?= cc
+PKGS     := libuv jansson sqlite3 libcurl
+CFLAGS   ?= -O2 -g
+XCFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc \
+            -D_GNU_SOURCE -fno-strict-aliasing \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lcrypt -lm
+
+B        := build
+LIB_SRC  := $(wildcard src/util/*.c src/model/*.c src/db/*.c src/api/*.c \
+              src/vm/*.c src/engine/*.c src/storage/*.c src/console/*.c \
+              src/host/*.c)
+CLI_SRC  := $(wildcard src/cli/*.c)
+D_SRC    := $(wildcard src/daemon/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+
+# Normal build and a sanitizer build (unit tests) side by side.
+OBJ      = $(patsubst %.c,$(1)/obj/%.o,$(2))
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+.PHONY: all run test test-unit test-integration test-slow bench clean deps image fuzz
+all: $(B)/xeniad $(B)/xe image
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/asan/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) -O1 -g $(SAN) -MMD -MP -c $< -o $@
+
+$(B)/libxenia.a: $(call OBJ,$(B),$(LIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/asan/libxenia.a: $(call OBJ,$(B)/asan,$(LIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/xeniad: $(call OBJ,$(B),$(D_SRC)) $(B)/libxenia.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/xe: $(call OBJ,$(B),$(CLI_SRC)) $(B)/libxenia.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+# Unit tests: one binary per tests/unit/test_*.c, under ASan and UBSan.
+$(B)/asan/tests/%: tests/unit/%.c $(B)/asan/libxenia.a tests/unit/check.h
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) -O1 -g $(SAN) -Itests/unit -o $@ $< $(B)/asan/libxenia.a $(LIBS)
+
+UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRC))
+
+image:
+	@images/tiny-linux/build.sh $(B)/images/tiny-linux
+
+deps:
+	@scripts/install-deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run.sh
+
+test: deps
+	@scripts/install-deps.sh --test
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@tests/run.sh
+
+test-unit: $(UNIT_BIN)
+	@tests/run.sh --unit-only
+
+test-slow: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@tests/run.sh --slow
+
+bench: deps all
+	@scripts/install-deps.sh --bench
+	@bench/vm-start
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
