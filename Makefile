@@ -27,11 +27,11 @@ all: $(B)/xeniad $(B)/xe image
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC $<"; $(CC) $(XCFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/asan/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) -O1 -g $(SAN) -MMD -MP -c $< -o $@
+	@echo "  CC(asan) $<"; $(CC) $(XCFLAGS) -O1 -g $(SAN) -MMD -MP -c $< -o $@
 
 $(B)/libxenia.a: $(call OBJ,$(B),$(LIB_SRC))
 	@rm -f $@

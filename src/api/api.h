@@ -1,0 +1,92 @@
+/* api.h: the XenAPI as the daemon serves it.
+ *
+ * A call names a method ("VM.start"), carries a session and positional
+ * parameters, and completes exactly once with a result or a XenAPI
+ * error, possibly long after it started (handlers are asynchronous; the
+ * loop never blocks). The dispatcher checks everything that can be
+ * checked from the datamodel before a handler runs: the method exists,
+ * the parameter count (MESSAGE_PARAMETER_COUNT_MISMATCH), parameter
+ * types (FIELD_TYPE_ERROR), references (HANDLE_INVALID), the session
+ * (SESSION_INVALID) and the caller's role (RBAC_PERMISSION_DENIED).
+ *
+ * Explicit messages are implemented by handlers registered in tables
+ * (one per module); accessors (get_record, get_<field>, set_<field>,
+ * add_to_<field>, get_all_records, get_by_uuid, ...) are derived from
+ * the datamodel for every class. */
+#ifndef XN_API_H
+#define XN_API_H
+
+#include <jansson.h>
+
+#include "api/http.h"
+#include "host/host.h"
+
+typedef struct xn_api xn_api;
+typedef struct xn_call xn_call;
+
+typedef void (*xn_call_done)(void *ud, json_t *result, const xn_error *err);
+
+struct xn_call {
+	xn_host *host;
+	char *method;            /* wire name, without "Async." */
+	const xn_message *msg;   /* declared message, NULL for accessors */
+	json_t *args;            /* checked parameters after the session */
+	char *session;           /* NULL for session-less messages */
+	int role;                /* the caller's role */
+	bool local;              /* came over the Unix socket */
+	char *task;              /* task the operation runs under, if any */
+	xn_call_done done;
+	void *done_ud;
+};
+
+typedef void (*xn_api_fn)(xn_call *c);
+typedef struct xn_api_method {
+	const char *name;        /* "VM.start" */
+	xn_api_fn fn;
+} xn_api_method;
+
+xn_api *xn_api_new(xn_host *h);
+void xn_api_free(xn_api *api);
+/* Register a table of handlers, ended by {NULL, NULL}. */
+void xn_api_register(xn_api *api, const xn_api_method *table);
+
+/* Serve HTTP routes: handler for requests whose method matches and whose
+ * path starts with prefix (longest prefix wins). */
+void xn_api_route(xn_api *api, const char *http_method, const char *prefix,
+		  xn_http_handler fn, void *ud);
+int xn_api_listen(xn_api *api, xn_error **err);
+void xn_api_stop(xn_api *api);
+
+/* Run a call. params holds every parameter, the session first (unless
+ * the message takes none). done is called exactly once. */
+void xn_api_call(xn_api *api, const char *method, json_t *params, bool local,
+		 xn_call_done done, void *ud);
+
+/* Complete a call (result taken over; NULL means void). */
+void xn_call_return(xn_call *c, json_t *result);
+/* Fail a call (error taken over). */
+void xn_call_fail(xn_call *c, xn_error *err);
+void xn_call_fail_code(xn_call *c, const char *code, ...) __attribute__((sentinel));
+
+json_t *xn_call_arg(xn_call *c, size_t i);
+const char *xn_call_arg_str(xn_call *c, size_t i);  /* "" if absent */
+bool xn_call_arg_bool(xn_call *c, size_t i);
+json_int_t xn_call_arg_int(xn_call *c, size_t i);
+
+/* The session's validity and role, for HTTP handlers that take a
+ * session_id (e.g. CONNECT /console). Returns the role or -1. */
+int xn_api_session_role(xn_api *api, const char *session_ref);
+
+/* Sessions and users (session.c). */
+extern const xn_api_method xn_session_methods[];
+int xn_session_check(xn_host *h, const char *ref, int *role, xn_error **err);
+/* Create the root account on first start (password in DATA/root-password). */
+int xn_accounts_init(xn_host *h, xn_error **err);
+
+/* Generic accessors (accessors.c); true if method was one. */
+bool xn_accessor_call(xn_call *c, const xn_class *cls, const char *verb);
+
+/* JSON-RPC over HTTP (jsonrpc.c). */
+void xn_jsonrpc_handle(void *api, xn_http_req *req);
+
+#endif

@@ -1,0 +1,93 @@
+/* jsonrpc.c: JSON-RPC 1.0 and 2.0 on POST /jsonrpc, as xapi speaks them
+ * (reference/xenapi.md §1.4): version from the "jsonrpc" member, ids
+ * that are strings or integers, errors as [code, params...] (v1) or
+ * {code: 1, message: code, data: params} (v2). */
+#include "api/api.h"
+
+#include <string.h>
+
+struct rpc {
+	xn_http_req *req;
+	json_t *id;
+	bool v2;
+};
+
+static void respond_json(xn_http_req *req, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	xn_http_respond(req, 200, "application/json", text, strlen(text));
+	free(text);
+}
+
+static void reply(void *ud, json_t *result, const xn_error *err)
+{
+	struct rpc *r = ud;
+	json_t *body = json_object();
+	if (r->v2)
+		json_object_set_new(body, "jsonrpc", json_string("2.0"));
+	if (err) {
+		json_t *params = json_array();
+		for (size_t i = 0; err->params && err->params[i]; i++)
+			json_array_append_new(params, json_string(err->params[i]));
+		if (r->v2) {
+			json_object_set_new(body, "error",
+					    json_pack("{s:i,s:s,s:o}", "code", 1, "message",
+						      err->code, "data", params));
+		} else {
+			json_array_insert_new(params, 0, json_string(err->code));
+			json_object_set_new(body, "result", json_null());
+			json_object_set_new(body, "error", params);
+		}
+	} else {
+		json_object_set(body, "result", result);
+		if (!r->v2)
+			json_object_set_new(body, "error", json_null());
+	}
+	json_object_set(body, "id", r->id);
+	respond_json(r->req, body);
+	json_decref(body);
+	json_decref(r->id);
+	free(r);
+}
+
+static void malformed(xn_http_req *req)
+{
+	static const char msg[] = "<html><body><h1>HTTP 500 Internal Server Error</h1>"
+				  "Malformed method request</body></html>";
+	xn_http_respond(req, 500, "text/html", msg, sizeof(msg) - 1);
+}
+
+void xn_jsonrpc_handle(void *ud, xn_http_req *req)
+{
+	xn_api *api = ud;
+	size_t len;
+	const char *body = xn_http_req_body(req, &len);
+	json_t *msg = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *id = json_object_get(msg, "id");
+	const char *method = json_string_value(json_object_get(msg, "method"));
+	json_t *params = json_object_get(msg, "params");
+	json_t *ver = json_object_get(msg, "jsonrpc");
+	bool v2 = json_is_string(ver) && strcmp(json_string_value(ver), "2.0") == 0;
+	bool id_ok = json_is_string(id) || json_is_integer(id);
+	if (!json_is_object(msg) || !method || !id_ok || (ver && !v2) ||
+	    (!v2 && !json_is_array(params)) || (params && !json_is_array(params) && !json_is_object(params))) {
+		json_decref(msg);
+		malformed(req);
+		return;
+	}
+	json_t *args;
+	if (json_is_array(params))
+		args = json_incref(params);
+	else if (params)
+		args = json_pack("[O]", params);
+	else
+		args = json_array();
+	struct rpc *r = xn_calloc(1, sizeof(*r));
+	r->req = req;
+	r->id = json_incref(id);
+	r->v2 = v2;
+	XN_AUTOFREE char *m = xn_strdup(method);
+	json_decref(msg);
+	xn_api_call(api, m, args, xn_http_req_is_local(req), reply, r);
+	json_decref(args);
+}

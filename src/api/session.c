@@ -1,0 +1,152 @@
+/* session.c: accounts, logins and sessions (api.h).
+ *
+ * Accounts are Xenia's own records (class xn_account, never visible
+ * through the API): a name, a role and a yescrypt password hash made by
+ * libcrypt. Callers on the Unix socket are root without a password, as
+ * on xapi's local socket. Sessions are XenAPI session records. */
+#include "api/api.h"
+
+#include <crypt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/uuid.h"
+
+static const xn_class *account_class(void)
+{
+	return xn_model_class("xn_account");
+}
+
+static const char *find_account(xn_host *h, const char *name)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(xn_db_all(h->db, account_class()), k, v)
+		if (xn_streq(json_string_value(json_object_get(v, "name")), name))
+			return k;
+	return NULL;
+}
+
+static char *hash_password(const char *pw, xn_error **err)
+{
+	char *salt = crypt_gensalt_ra("$y$", 0, NULL, 0);
+	if (!salt) {
+		xn_fail_internal(err, "cannot make a password salt");
+		return NULL;
+	}
+	void *data = NULL;
+	int size = 0;
+	char *h = crypt_ra(pw, salt, &data, &size);
+	char *out = h && h[0] != '*' ? xn_strdup(h) : NULL;
+	free(salt);
+	free(data);
+	if (!out)
+		xn_fail_internal(err, "cannot hash a password");
+	return out;
+}
+
+static bool password_ok(const char *pw, const char *hash)
+{
+	if (!hash || !*hash)
+		return false;
+	void *data = NULL;
+	int size = 0;
+	char *h = crypt_ra(pw, hash, &data, &size);
+	bool ok = h && strcmp(h, hash) == 0;
+	free(data);
+	return ok;
+}
+
+int xn_accounts_init(xn_host *h, xn_error **err)
+{
+	if (find_account(h, "root"))
+		return 0;
+	unsigned char raw[12];
+	xn_random_bytes(raw, sizeof(raw));
+	static const char alphabet[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+	char pw[sizeof(raw) + 1];
+	for (size_t i = 0; i < sizeof(raw); i++)
+		pw[i] = alphabet[raw[i] % (sizeof(alphabet) - 1)];
+	pw[sizeof(raw)] = '\0';
+	XN_AUTOFREE char *hash = hash_password(pw, err);
+	if (!hash)
+		return -1;
+	XN_AUTOFREE char *path = xn_asprintf("%s/root-password", h->data_dir);
+	XN_AUTOFREE char *line = xn_asprintf("%s\n", pw);
+	if (xn_write_file_atomic(path, line, strlen(line), 0600, err) < 0)
+		return -1;
+	xn_changes *cs = xn_changes_new(h->db);
+	xn_changes_add(cs, account_class(), NULL,
+		       json_pack("{s:s,s:s,s:s}", "name", "root", "password_hash", hash, "role",
+				 "pool-admin"));
+	if (xn_db_commit(h->db, cs, err) < 0)
+		return -1;
+	xn_info("created user 'root' (pool-admin); its password is in %s: %s", path, pw);
+	return 0;
+}
+
+int xn_session_check(xn_host *h, const char *ref, int *role, xn_error **err)
+{
+	const xn_class *sc = xn_model_class("session");
+	if (!ref || xn_db_class_of(h->db, ref) != sc)
+		return xn_fail(err, "SESSION_INVALID", ref ? ref : "", NULL);
+	const char *user = xn_db_str(h->db, ref, "auth_user_name");
+	const char *acct = find_account(h, user);
+	int r = acct ? xn_role_from_name(xn_db_str(h->db, acct, "role")) : -1;
+	if (xn_db_bool(h->db, ref, "is_local_superuser"))
+		r = XN_ROLE_POOL_ADMIN;
+	if (r < 0)
+		return xn_fail(err, "SESSION_INVALID", ref, NULL);
+	*role = r;
+	return 0;
+}
+
+static void login(xn_call *c)
+{
+	xn_host *h = c->host;
+	const char *uname = xn_call_arg_str(c, 0);
+	const char *pwd = xn_call_arg_str(c, 1);
+	bool local_root = c->local && (!*uname || strcmp(uname, "root") == 0);
+	const char *acct = find_account(h, uname);
+	if (!local_root && (!acct || !password_ok(pwd, xn_db_str(h->db, acct, "password_hash")))) {
+		xn_call_fail_code(c, "SESSION_AUTHENTICATION_FAILED", uname,
+				  "Authentication failure", NULL);
+		return;
+	}
+	json_t *now = xn_datetime_now();
+	json_t *rec = json_pack("{s:s,s:O,s:O,s:b,s:s,s:s}", "this_host", h->host_ref,
+				"last_active", now, "validation_time", now, "is_local_superuser",
+				local_root || strcmp(uname, "root") == 0, "auth_user_name",
+				local_root ? "root" : uname, "originator",
+				json_array_size(c->args) > 3 ? xn_call_arg_str(c, 3) : "");
+	json_decref(now);
+	xn_changes *cs = xn_changes_new(h->db);
+	XN_AUTOFREE char *ref = xn_strdup(xn_changes_add(cs, xn_model_class("session"), NULL, rec));
+	xn_error *err = NULL;
+	if (xn_db_commit(h->db, cs, &err) < 0) {
+		xn_call_fail(c, err);
+		return;
+	}
+	xn_call_return(c, json_string(ref));
+}
+
+static void logout(xn_call *c)
+{
+	xn_changes *cs = xn_changes_new(c->host->db);
+	xn_changes_delete(cs, c->session);
+	xn_error *err = NULL;
+	if (xn_db_commit(c->host->db, cs, &err) < 0)
+		xn_call_fail(c, err);
+	else
+		xn_call_return(c, NULL);
+}
+
+const xn_api_method xn_session_methods[] = {
+	{"session.login_with_password", login},
+	{"session.logout", logout},
+	{"session.local_logout", logout},
+	{NULL, NULL},
+};

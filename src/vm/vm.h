@@ -1,0 +1,39 @@
+/* vm.h: VMs: which operations are allowed when, and the lifecycle of
+ * running VMs (start, shutdown, reboot, suspend, resume, pause) as
+ * explicit state machines over the QEMU engine.
+ *
+ * The database is the truth about what a VM should be; the running QEMU
+ * processes are the truth about what it is. At start the daemon
+ * reconciles the two (xn_vms_init): it re-attaches to QEMUs of running
+ * VMs, kills QEMUs nobody should be running, and marks VMs whose QEMU
+ * died as halted. */
+#ifndef XN_VM_H
+#define XN_VM_H
+
+#include "api/api.h"
+
+/* ---- allowed operations (vm_ops.c), pure ----------------------------- */
+
+/* The XenAPI power states an operation is allowed in, as xapi spells
+ * them for VM_BAD_POWER_STATE ("halted, suspended"), or NULL if the
+ * operation is unknown. */
+const char *xn_vm_op_states(const char *op);
+/* Check op on a VM record; on refusal fill err with xapi's error
+ * (VM_BAD_POWER_STATE, VM_IS_TEMPLATE, OTHER_OPERATION_IN_PROGRESS,
+ * OPERATION_BLOCKED) and return -1. */
+int xn_vm_check_op(const char *ref, json_t *vm, const char *op, xn_error **err);
+/* The allowed_operations set for a VM record (new reference). */
+json_t *xn_vm_allowed_ops(json_t *vm);
+
+/* ---- runtime (vm_runtime.c, vm_lifecycle.c) ------------------------- */
+
+int xn_vms_init(xn_host *h, xn_error **err);
+/* The daemon is stopping: let go of the QEMUs, leave them running. */
+void xn_vms_detach_all(xn_host *h);
+
+void xn_vm_register(xn_api *api);
+
+/* Built-in templates (templates.c). */
+int xn_templates_init(xn_host *h, xn_error **err);
+
+#endif

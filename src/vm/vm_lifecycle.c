@@ -1,0 +1,598 @@
+/* vm_lifecycle.c: the XenAPI VM operations (vm.h): start, shutdown,
+ * reboot, suspend, resume, pause, unpause, destroy, and the memory and
+ * vCPU setters. Each operation runs under a task that is recorded in the
+ * VM's current_operations while it runs, so concurrent operations get
+ * OTHER_OPERATION_IN_PROGRESS and allowed_operations stays true. Long
+ * operations are state machines whose steps are callbacks, in order,
+ * top to bottom. */
+#include "vm/vm_runtime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/storage.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/uuid.h"
+
+struct op {
+	xn_call *call;
+	xn_host *h;
+	char *vm, *task;
+	const char *name;
+	uv_timer_t *timer;
+	int fd;
+	char *state_path, *state_uuid;
+	bool paused;
+	int polls;
+};
+
+/* ---- tasks and current operations ------------------------------------ */
+
+static struct op *op_begin(xn_call *c, const char *name)
+{
+	xn_host *h = c->host;
+	const char *vm = xn_call_arg_str(c, 0);
+	xn_error *err = NULL;
+	if (xn_vm_check_op(vm, xn_db_get(h->db, vm), name, &err) < 0) {
+		xn_call_fail(c, err);
+		return NULL;
+	}
+	xn_changes *cs = xn_changes_new(h->db);
+	XN_AUTOFREE char *label = xn_asprintf("VM.%s", name);
+	const char *task = xn_changes_add(
+		cs, xn_model_class("task"), NULL,
+		json_pack("{s:s,s:s,s:o,s:s,s:f}", "name_label", label, "status", "pending",
+			  "created", xn_datetime_now(), "resident_on", h->host_ref, "progress", 0.0));
+	struct op *o = xn_calloc(1, sizeof(*o));
+	o->call = c;
+	o->h = h;
+	o->vm = xn_strdup(vm);
+	o->task = xn_strdup(task);
+	o->name = name;
+	o->fd = -1;
+	json_t *ops = json_object_get(xn_changes_edit(cs, vm), "current_operations");
+	json_object_set_new(ops, o->task, json_string(name));
+	xn_vm_refresh_allowed(cs, vm);
+	if (xn_db_commit(h->db, cs, &err) < 0) {
+		free(o->vm);
+		free(o->task);
+		free(o);
+		xn_call_fail(c, err);
+		return NULL;
+	}
+	c->task = xn_strdup(o->task);
+	return o;
+}
+
+/* Finish: clear the operation, settle the task, answer the call. */
+static void op_end(struct op *o, xn_error *err, json_t *result)
+{
+	xn_host *h = o->h;
+	xn_changes *cs = xn_changes_new(h->db);
+	json_t *rec = xn_changes_edit(cs, o->vm);
+	if (rec) {
+		json_object_del(json_object_get(rec, "current_operations"), o->task);
+		xn_vm_refresh_allowed(cs, o->vm);
+	}
+	json_t *t = xn_changes_edit(cs, o->task);
+	if (t) {
+		json_object_set_new(t, "status", json_string(err ? "failure" : "success"));
+		json_object_set_new(t, "finished", xn_datetime_now());
+		json_object_set_new(t, "progress", json_real(1.0));
+		if (err) {
+			json_t *info = json_pack("[s]", err->code);
+			for (size_t i = 0; err->params[i]; i++)
+				json_array_append_new(info, json_string(err->params[i]));
+			json_object_set_new(t, "error_info", info);
+		}
+	}
+	XN_AUTOERR xn_error *cerr = NULL;
+	if (xn_db_commit(h->db, cs, &cerr) < 0)
+		xn_error_log("vm: cannot finish %s: %s", o->name, cerr->message);
+	if (o->timer)
+		uv_close((uv_handle_t *)o->timer, (uv_close_cb)free);
+	if (o->fd >= 0)
+		close(o->fd);
+	if (err)
+		xn_call_fail(o->call, err);
+	else
+		xn_call_return(o->call, result);
+	free(o->vm);
+	free(o->task);
+	free(o->state_path);
+	free(o->state_uuid);
+	free(o);
+}
+
+static void op_fail_code(struct op *o, const char *code, const char *p1, const char *p2)
+{
+	xn_error *err = NULL;
+	xn_fail(&err, code, p1, p2, NULL);
+	op_end(o, err, NULL);
+}
+
+static void op_timer(struct op *o, uint64_t ms, uv_timer_cb cb)
+{
+	if (!o->timer) {
+		o->timer = xn_calloc(1, sizeof(uv_timer_t));
+		uv_timer_init(o->h->loop, o->timer);
+		o->timer->data = o;
+	}
+	uv_timer_start(o->timer, cb, ms, 0);
+}
+
+static struct dom *op_dom(struct op *o)
+{
+	struct dom *d = xn_dom_find(o->h, o->vm);
+	if (!d)
+		op_fail_code(o, "INTERNAL_ERROR", "the VM's QEMU is not running", NULL);
+	return d;
+}
+
+/* A QMP reply that just ends the step: errors end the operation. */
+static bool qmp_failed(struct op *o, const xn_error *err, const char *what)
+{
+	if (!err)
+		return false;
+	xn_error *e = NULL;
+	xn_fail_internal(&e, "%s: %s", what, err->message);
+	op_end(o, e, NULL);
+	return true;
+}
+
+/* ---- start ----------------------------------------------------------- */
+
+static void started(void *ud, xn_error *err)
+{
+	op_end(ud, err, NULL);
+}
+
+static void vm_start(xn_call *c)
+{
+	struct op *o = op_begin(c, "start");
+	if (o)
+		xn_dom_start(o->h, o->vm, xn_call_arg_bool(c, 1), -1, started, o);
+}
+
+/* ---- shutdown and reboot --------------------------------------------- */
+
+static void stopped(struct dom *d, void *ud)
+{
+	(void)d;
+	struct op *o = ud;
+	if (strcmp(o->name, "clean_reboot") == 0 || strcmp(o->name, "hard_reboot") == 0) {
+		xn_dom_start(o->h, o->vm, false, -1, started, o);
+		return;
+	}
+	op_end(o, NULL, NULL);
+}
+
+static void clean_timeout(uv_timer_t *t)
+{
+	struct op *o = t->data;
+	struct dom *d = xn_dom_find(o->h, o->vm);
+	if (d) {
+		d->expected = false;
+		d->on_exit = NULL;
+		d->on_exit_ud = NULL;
+	}
+	XN_AUTOFREE char *secs = xn_asprintf("%u", o->h->clean_shutdown_timeout_ms / 1000);
+	xn_warn("vm %s: the guest did not shut down within %s s", o->vm, secs);
+	op_fail_code(o, "VM_SHUTDOWN_TIMEOUT", o->vm, secs);
+}
+
+static void on_powerdown(void *ud, json_t *ret, const xn_error *err)
+{
+	struct op *o = ud;
+	(void)ret;
+	if (err) {
+		struct dom *d = xn_dom_find(o->h, o->vm);
+		if (d) {
+			d->expected = false;
+			d->on_exit = NULL;
+		}
+		qmp_failed(o, err, "cannot press the power button");
+		return;
+	}
+	op_timer(o, o->h->clean_shutdown_timeout_ms, clean_timeout);
+}
+
+/* Clean: press the ACPI power button and wait for the guest to stop. */
+static void clean_stop(xn_call *c, const char *name)
+{
+	struct op *o = op_begin(c, name);
+	struct dom *d = o ? op_dom(o) : NULL;
+	if (!d)
+		return;
+	d->expected = true;
+	d->on_exit = stopped;
+	d->on_exit_ud = o;
+	xn_dom_qmp(d, "system_powerdown", NULL, on_powerdown, o);
+}
+
+static void kill_timeout(uv_timer_t *t)
+{
+	struct op *o = t->data;
+	struct dom *d = xn_dom_find(o->h, o->vm);
+	if (d)
+		xn_dom_kill(d);
+}
+
+static void on_quit(void *ud, json_t *ret, const xn_error *err)
+{
+	(void)ret;
+	(void)err; /* QEMU may close the monitor before answering */
+	struct op *o = ud;
+	op_timer(o, 5000, kill_timeout);
+}
+
+/* Hard: QMP quit (QEMU flushes its caches), SIGKILL if it hangs. */
+static void hard_stop(struct op *o)
+{
+	struct dom *d = op_dom(o);
+	if (!d)
+		return;
+	d->expected = true;
+	d->on_exit = stopped;
+	d->on_exit_ud = o;
+	if (!d->qmp) {
+		xn_dom_kill(d);
+		return;
+	}
+	xn_dom_qmp(d, "quit", NULL, on_quit, o);
+}
+
+static int drop_suspend_image(xn_host *h, xn_changes *cs, const char *vm, xn_error **err);
+
+static void vm_hard_shutdown(xn_call *c)
+{
+	struct op *o = op_begin(c, "hard_shutdown");
+	if (!o)
+		return;
+	if (strcmp(xn_db_str(o->h->db, o->vm, "power_state"), "Suspended") == 0) {
+		xn_changes *cs = xn_changes_new(o->h->db);
+		xn_error *err = NULL;
+		if (drop_suspend_image(o->h, cs, o->vm, &err) == 0) {
+			xn_changes_set(cs, o->vm, "power_state", json_string("Halted"));
+			xn_db_commit(o->h->db, cs, &err);
+		} else {
+			xn_changes_free(cs);
+		}
+		op_end(o, err, NULL);
+		return;
+	}
+	hard_stop(o);
+}
+
+static void vm_clean_shutdown(xn_call *c)
+{
+	clean_stop(c, "clean_shutdown");
+}
+
+static void vm_clean_reboot(xn_call *c)
+{
+	clean_stop(c, "clean_reboot");
+}
+
+static void vm_hard_reboot(xn_call *c)
+{
+	struct op *o = op_begin(c, "hard_reboot");
+	if (o)
+		hard_stop(o);
+}
+
+/* ---- pause ------------------------------------------------------------ */
+
+static void paused_or_not(void *ud, json_t *ret, const xn_error *err)
+{
+	struct op *o = ud;
+	(void)ret;
+	if (qmp_failed(o, err, o->paused ? "cannot pause" : "cannot unpause"))
+		return;
+	xn_error *e = NULL;
+	xn_db_set(o->h->db, o->vm, "power_state", json_string(o->paused ? "Paused" : "Running"),
+		  &e);
+	op_end(o, e, NULL);
+}
+
+static void set_paused(xn_call *c, bool pause)
+{
+	struct op *o = op_begin(c, pause ? "pause" : "unpause");
+	struct dom *d = o ? op_dom(o) : NULL;
+	if (!d)
+		return;
+	o->paused = pause;
+	xn_dom_qmp(d, pause ? "stop" : "cont", NULL, paused_or_not, o);
+}
+
+static void vm_pause(xn_call *c)
+{
+	set_paused(c, true);
+}
+
+static void vm_unpause(xn_call *c)
+{
+	set_paused(c, false);
+}
+
+/* ---- suspend ---------------------------------------------------------- *
+ * stop -> lift the bandwidth limit -> hand QEMU a file -> migrate into it
+ * -> wait until complete -> fsync -> record Suspended -> quit QEMU. If a
+ * step fails the guest continues where it was. */
+
+static void ignore_reply(void *ud, json_t *ret, const xn_error *err)
+{
+	(void)ud;
+	(void)ret;
+	(void)err;
+}
+
+static void suspend_abort(struct op *o, const xn_error *why)
+{
+	struct dom *d = xn_dom_find(o->h, o->vm);
+	if (d)
+		xn_dom_qmp(d, "cont", NULL, ignore_reply, NULL);
+	if (o->state_path)
+		unlink(o->state_path);
+	xn_error *e = NULL;
+	xn_fail_internal(&e, "cannot suspend: %s", why ? why->message : "saving the memory failed");
+	op_end(o, e, NULL);
+}
+
+static void suspend_exited(struct dom *d, void *ud)
+{
+	(void)d;
+	op_end(ud, NULL, NULL);
+}
+
+static void suspend_record(struct op *o)
+{
+	xn_host *h = o->h;
+	struct stat st;
+	fstat(o->fd, &st);
+	xn_changes *cs = xn_changes_new(h->db);
+	XN_AUTOFREE char *loc = xn_asprintf("%s.state", o->state_uuid);
+	const char *vdi = xn_changes_add(
+		cs, xn_model_class("VDI"), NULL,
+		json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:b}", "uuid", o->state_uuid, "name_label",
+			  "Suspend image", "SR", h->local_sr_ref, "location", loc, "virtual_size",
+			  (json_int_t)st.st_size, "physical_utilisation", (json_int_t)st.st_size,
+			  "type", "suspend", "managed", 1));
+	json_t *rec = xn_changes_edit(cs, o->vm);
+	json_object_set_new(rec, "suspend_VDI", json_string(vdi));
+	json_object_set_new(rec, "power_state", json_string("Suspended"));
+	xn_error *err = NULL;
+	if (xn_db_commit(h->db, cs, &err) < 0) {
+		suspend_abort(o, err);
+		xn_error_free(err);
+		return;
+	}
+	struct dom *d = xn_dom_find(h, o->vm);
+	if (!d) {
+		op_end(o, NULL, NULL);
+		return;
+	}
+	d->expected = true;
+	d->on_exit = suspend_exited;
+	d->on_exit_ud = o;
+	xn_dom_qmp(d, "quit", NULL, on_quit, o);
+}
+
+static void on_fsync(uv_fs_t *req)
+{
+	struct op *o = req->data;
+	int rc = (int)req->result;
+	uv_fs_req_cleanup(req);
+	free(req);
+	if (rc < 0) {
+		xn_error *e = NULL;
+		xn_fail_internal(&e, "fsync of the memory image failed: %s", uv_strerror(rc));
+		suspend_abort(o, e);
+		xn_error_free(e);
+		return;
+	}
+	suspend_record(o);
+}
+
+static void migrate_poll(uv_timer_t *t);
+
+static void on_query_migrate(void *ud, json_t *ret, const xn_error *err)
+{
+	struct op *o = ud;
+	const char *st = json_string_value(json_object_get(ret, "status"));
+	if (err || !st || strcmp(st, "failed") == 0 || strcmp(st, "cancelled") == 0) {
+		suspend_abort(o, err);
+		return;
+	}
+	if (strcmp(st, "completed") != 0) {
+		if (++o->polls > 30000) {
+			suspend_abort(o, NULL);
+			return;
+		}
+		op_timer(o, 10, migrate_poll);
+		return;
+	}
+	uv_fs_t *req = xn_calloc(1, sizeof(*req));
+	req->data = o;
+	uv_fs_fsync(o->h->loop, req, o->fd, on_fsync);
+}
+
+static void migrate_poll(uv_timer_t *t)
+{
+	struct op *o = t->data;
+	struct dom *d = xn_dom_find(o->h, o->vm);
+	if (!d) {
+		suspend_abort(o, NULL);
+		return;
+	}
+	xn_dom_qmp(d, "query-migrate", NULL, on_query_migrate, o);
+}
+
+static void on_migrate(void *ud, json_t *ret, const xn_error *err)
+{
+	(void)ret;
+	struct op *o = ud;
+	if (err) {
+		suspend_abort(o, err);
+		return;
+	}
+	op_timer(o, 5, migrate_poll);
+}
+
+static void on_getfd(void *ud, json_t *ret, const xn_error *err)
+{
+	(void)ret;
+	struct op *o = ud;
+	struct dom *d = xn_dom_find(o->h, o->vm);
+	if (err || !d) {
+		suspend_abort(o, err);
+		return;
+	}
+	xn_dom_qmp(d, "migrate", json_pack("{s:s}", "uri", "fd:xn-suspend"), on_migrate, o);
+}
+
+static void on_stopped_for_suspend(void *ud, json_t *ret, const xn_error *err)
+{
+	(void)ret;
+	struct op *o = ud;
+	struct dom *d = xn_dom_find(o->h, o->vm);
+	if (err || !d) {
+		suspend_abort(o, err);
+		return;
+	}
+	o->state_uuid = xn_uuid_new();
+	XN_AUTOFREE char *dir = xn_sr_file_dir(o->h, o->h->local_sr_ref);
+	o->state_path = xn_asprintf("%s/%s.state", dir, o->state_uuid);
+	o->fd = open(o->state_path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+	if (o->fd < 0) {
+		xn_error *e = NULL;
+		xn_fail_errno(&e, errno, "cannot create '%s'", o->state_path);
+		suspend_abort(o, e);
+		xn_error_free(e);
+		return;
+	}
+	xn_qmp_send_fd(d->qmp, o->fd, "xn-suspend", on_getfd, o);
+}
+
+static void on_bandwidth(void *ud, json_t *ret, const xn_error *err)
+{
+	(void)ret;
+	struct op *o = ud;
+	struct dom *d = xn_dom_find(o->h, o->vm);
+	if (err || !d) {
+		suspend_abort(o, err);
+		return;
+	}
+	xn_dom_qmp(d, "stop", NULL, on_stopped_for_suspend, o);
+}
+
+static void vm_suspend(xn_call *c)
+{
+	struct op *o = op_begin(c, "suspend");
+	struct dom *d = o ? op_dom(o) : NULL;
+	if (!d)
+		return;
+	/* QEMU's default migration bandwidth (128 MiB/s) would make this
+	 * slow for no reason: the target is a local file. */
+	xn_dom_qmp(d, "migrate-set-parameters",
+		   json_pack("{s:I}", "max-bandwidth", (json_int_t)1 << 36), on_bandwidth, o);
+}
+
+/* ---- resume ----------------------------------------------------------- */
+
+static int drop_suspend_image(xn_host *h, xn_changes *cs, const char *vm, xn_error **err)
+{
+	const char *vdi = xn_db_str(h->db, vm, "suspend_VDI");
+	if (xn_ref_is_null(vdi) || !xn_db_get(h->db, vdi)) {
+		xn_changes_set(cs, vm, "suspend_VDI", json_string(XN_NULL_REF));
+		return 0;
+	}
+	XN_AUTOFREE char *path = xn_vdi_path(h, vdi);
+	if (path && unlink(path) < 0 && errno != ENOENT)
+		return xn_fail_errno(err, errno, "cannot remove '%s'", path);
+	xn_changes_delete(cs, vdi);
+	xn_changes_set(cs, vm, "suspend_VDI", json_string(XN_NULL_REF));
+	return 0;
+}
+
+static void resumed(void *ud, xn_error *err)
+{
+	struct op *o = ud;
+	if (!err) {
+		xn_changes *cs = xn_changes_new(o->h->db);
+		if (drop_suspend_image(o->h, cs, o->vm, &err) == 0)
+			xn_db_commit(o->h->db, cs, &err);
+		else
+			xn_changes_free(cs);
+	}
+	op_end(o, err, NULL);
+}
+
+static void vm_resume(xn_call *c)
+{
+	struct op *o = op_begin(c, "resume");
+	if (!o)
+		return;
+	const char *vdi = xn_db_str(o->h->db, o->vm, "suspend_VDI");
+	XN_AUTOFREE char *path = xn_ref_is_null(vdi) ? NULL : xn_vdi_path(o->h, vdi);
+	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd < 0) {
+		op_fail_code(o, "VDI_MISSING", xn_db_str(o->h->db, vdi, "SR"), vdi);
+		return;
+	}
+	xn_dom_start(o->h, o->vm, xn_call_arg_bool(c, 1), fd, resumed, o);
+}
+
+/* ---- destroy ---------------------------------------------------------- */
+
+static void vm_destroy(xn_call *c)
+{
+	xn_host *h = c->host;
+	const char *vm = xn_call_arg_str(c, 0);
+	json_t *rec = xn_db_get(h->db, vm);
+	xn_error *err = NULL;
+	if (xn_vm_check_op(vm, rec, "destroy", &err) < 0) {
+		xn_call_fail(c, err);
+		return;
+	}
+	xn_changes *cs = xn_changes_new(h->db);
+	if (drop_suspend_image(h, cs, vm, &err) < 0) {
+		xn_changes_free(cs);
+		xn_call_fail(c, err);
+		return;
+	}
+	static const char *owned[] = {"VBDs", "VIFs", "consoles", NULL};
+	for (size_t k = 0; owned[k]; k++) {
+		size_t i;
+		json_t *r;
+		json_array_foreach(json_object_get(rec, owned[k]), i, r)
+			xn_changes_delete(cs, json_string_value(r));
+	}
+	static const char *single[] = {"metrics", "guest_metrics", NULL};
+	for (size_t k = 0; single[k]; k++)
+		if (!xn_ref_is_null(json_string_value(json_object_get(rec, single[k]))))
+			xn_changes_delete(cs, json_string_value(json_object_get(rec, single[k])));
+	xn_changes_delete(cs, vm);
+	if (xn_db_commit(h->db, cs, &err) < 0)
+		xn_call_fail(c, err);
+	else
+		xn_call_return(c, NULL);
+}
+
+const xn_api_method xn_vm_lifecycle_methods[] = {
+	{"VM.start", vm_start},
+	{"VM.clean_shutdown", vm_clean_shutdown},
+	{"VM.hard_shutdown", vm_hard_shutdown},
+	{"VM.clean_reboot", vm_clean_reboot},
+	{"VM.hard_reboot", vm_hard_reboot},
+	{"VM.pause", vm_pause},
+	{"VM.unpause", vm_unpause},
+	{"VM.suspend", vm_suspend},
+	{"VM.resume", vm_resume},
+	{"VM.destroy", vm_destroy},
+	{NULL, NULL},
+};

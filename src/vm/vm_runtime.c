@@ -1,0 +1,694 @@
+/* vm_runtime.c: QEMU processes of running VMs (vm_runtime.h).
+ *
+ * Start: build the argv from the records (a pure function, engine/),
+ * spawn QEMU paused, record its pid in an xn_domain record, connect QMP,
+ * resume it, attach the console, record the VM Running. Any failure
+ * kills the QEMU and leaves the VM Halted.
+ *
+ * Exit: however a QEMU goes away (its exit status while we are its
+ * parent, QMP closing after a re-attach), dom_gone() runs once: the VM
+ * is recorded Halted, then either the operation that asked for it
+ * continues (on_exit) or the VM's actions_after_shutdown/reboot/crash
+ * decide whether it starts again.
+ *
+ * Restart of the daemon: xn_vms_init() re-attaches to every QEMU that
+ * an xn_domain record names and that still runs, and settles every
+ * other case (see reconcile()). */
+#include "vm/vm_runtime.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "console/console.h"
+#include "engine/qemu_argv.h"
+#include "storage/storage.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/uuid.h"
+
+static struct dom *doms;
+
+struct xn_vms {
+	int unused;
+};
+
+struct dom *xn_dom_find(xn_host *h, const char *vm_ref)
+{
+	(void)h;
+	for (struct dom *d = doms; d; d = d->next)
+		if (!d->gone && strcmp(d->ref, vm_ref) == 0)
+			return d;
+	return NULL;
+}
+
+void xn_vm_refresh_allowed(xn_changes *cs, const char *vm_ref)
+{
+	json_t *rec = xn_changes_edit(cs, vm_ref);
+	if (rec)
+		json_object_set_new(rec, "allowed_operations", xn_vm_allowed_ops(rec));
+}
+
+static const char *domain_record_of(xn_host *h, const char *vm_ref)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(xn_db_all(h->db, xn_model_class("xn_domain")), k, v)
+		if (xn_streq(json_string_value(json_object_get(v, "VM")), vm_ref))
+			return k;
+	return NULL;
+}
+
+static void dom_free(struct dom *d)
+{
+	for (struct dom **p = &doms; *p; p = &(*p)->next)
+		if (*p == d) {
+			*p = d->next;
+			break;
+		}
+	free(d->ref);
+	free(d->uuid);
+	free(d->run_dir);
+	free(d->shutdown_reason);
+	free(d);
+}
+
+/* Record a VM as no longer running: Halted, no domain, no console. */
+static void record_halted(xn_host *h, xn_changes *cs, const char *vm_ref, bool keep_suspended)
+{
+	json_t *rec = xn_changes_edit(cs, vm_ref);
+	if (!rec)
+		return;
+	if (!keep_suspended || !xn_streq(json_string_value(json_object_get(rec, "power_state")),
+					 "Suspended"))
+		json_object_set_new(rec, "power_state", json_string("Halted"));
+	json_object_set_new(rec, "resident_on", json_string(XN_NULL_REF));
+	json_object_set_new(rec, "domid", json_integer(-1));
+	size_t i;
+	json_t *con;
+	json_t *consoles = json_deep_copy(json_object_get(rec, "consoles"));
+	json_array_foreach(consoles, i, con) xn_changes_delete(cs, json_string_value(con));
+	json_decref(consoles);
+	const char *dr = domain_record_of(h, vm_ref);
+	if (dr)
+		xn_changes_delete(cs, dr);
+	xn_vm_refresh_allowed(cs, vm_ref);
+}
+
+static void after_exit_policy(struct dom *d);
+static void start_finish(struct start *s, xn_error *err);
+
+/* The last lines QEMU wrote, for error messages. */
+static char *log_tail(const char *run_dir)
+{
+	XN_AUTOFREE char *path = xn_asprintf("%s/qemu.log", run_dir);
+	size_t len = 0;
+	XN_AUTOFREE char *text = xn_read_file(path, &len, NULL);
+	if (!text)
+		return xn_strdup("");
+	size_t from = len > 400 ? len - 400 : 0;
+	char *tail = xn_strdup(text + from);
+	for (char *p = tail; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	return tail;
+}
+
+/* The QEMU of d is gone, whatever the reason: record it, then continue. */
+static void dom_gone(struct dom *d)
+{
+	if (d->gone)
+		return;
+	d->gone = true;
+	xn_host *h = d->h;
+	xn_console_detach(h, d->ref);
+	if (d->qmp) {
+		xn_qmp *q = d->qmp;
+		d->qmp = NULL;
+		xn_qmp_close(q);
+	}
+	if (d->poll) {
+		uv_close((uv_handle_t *)d->poll, (uv_close_cb)free);
+		d->poll = NULL;
+	}
+	if (d->proc) {
+		xn_qemu_proc_release(d->proc);
+		d->proc = NULL;
+	}
+	xn_changes *cs = xn_changes_new(h->db);
+	record_halted(h, cs, d->ref, true);
+	XN_AUTOERR xn_error *err = NULL;
+	if (xn_db_commit(h->db, cs, &err) < 0)
+		xn_error_log("vm %s: cannot record halt: %s", d->uuid, err->message);
+	if (d->starting) {
+		struct start *s = d->starting;
+		d->starting = NULL;
+		d->expected = true;
+		XN_AUTOFREE char *tail = log_tail(d->run_dir);
+		xn_error *e = NULL;
+		xn_fail_internal(&e, "QEMU exited while the VM was starting: %s", tail);
+		start_finish(s, e);
+	}
+	xn_rm_rf(d->run_dir, NULL);
+	if (d->on_exit)
+		d->on_exit(d, d->on_exit_ud);
+	else
+		after_exit_policy(d);
+	dom_free(d);
+}
+
+static void on_proc_exit(void *ud, int64_t status, int sig)
+{
+	struct dom *d = ud;
+	xn_info("vm %s: QEMU exited (status %lld, signal %d)", d->uuid, (long long)status, sig);
+	d->proc = NULL; /* released by the engine after this callback */
+	dom_gone(d);
+}
+
+/* A re-attached QEMU is not our child: once QMP closes, wait for its pid
+ * to disappear. */
+static void poll_pid(uv_timer_t *t)
+{
+	struct dom *d = t->data;
+	if (kill(d->pid, 0) < 0 || !xn_qemu_proc_is(d->pid, d->ticks, d->uuid))
+		dom_gone(d);
+}
+
+static void on_qmp_closed(void *ud)
+{
+	struct dom *d = ud;
+	d->qmp = NULL;
+	if (d->gone || d->proc)
+		return; /* our child: its exit status follows */
+	if (!d->poll) {
+		d->poll = xn_calloc(1, sizeof(uv_timer_t));
+		uv_timer_init(d->h->loop, d->poll);
+		d->poll->data = d;
+		uv_timer_start(d->poll, poll_pid, 0, 50);
+	}
+}
+
+static void on_qmp_event(void *ud, const char *name, json_t *data)
+{
+	struct dom *d = ud;
+	if (strcmp(name, "SHUTDOWN") == 0) {
+		free(d->shutdown_reason);
+		d->shutdown_reason = xn_strdup(json_string_value(json_object_get(data, "reason")));
+	} else if (strcmp(name, "GUEST_PANICKED") == 0) {
+		d->panicked = true;
+		xn_warn("vm %s: guest panicked", d->uuid);
+		after_exit_policy(d);
+	} else if (strcmp(name, "STOP") == 0 || strcmp(name, "RESUME") == 0) {
+		/* Pauses we did not ask for (e.g. a full disk) show in the record. */
+		json_t *ps = xn_db_field(d->h->db, d->ref, "power_state");
+		const char *want = name[0] == 'S' ? "Paused" : "Running";
+		bool busy = json_object_size(xn_db_field(d->h->db, d->ref, "current_operations")) > 0;
+		if (!busy && json_is_string(ps) && strcmp(json_string_value(ps), "Suspended") != 0 &&
+		    strcmp(json_string_value(ps), want) != 0 && !d->expected)
+			xn_db_set(d->h->db, d->ref, "power_state", json_string(want), NULL);
+	}
+}
+
+void xn_dom_kill(struct dom *d)
+{
+	d->expected = true;
+	if (d->gone)
+		return;
+	xn_qemu_proc_kill(d->pid, NULL);
+}
+
+void xn_dom_qmp(struct dom *d, const char *cmd, json_t *args, xn_qmp_reply_fn fn, void *ud)
+{
+	if (!d->qmp) {
+		json_decref(args);
+		XN_AUTOERR xn_error *err = NULL;
+		xn_fail_internal(&err, "VM %s: QEMU's monitor is not connected", d->uuid);
+		fn(ud, NULL, err);
+		return;
+	}
+	xn_qmp_command(d->qmp, cmd, args, fn, ud);
+}
+
+/* ---- start ----------------------------------------------------------- */
+
+struct start {
+	xn_host *h;
+	struct dom *d;
+	bool paused, incoming;
+	int polls;
+	uv_timer_t *timer;
+	dom_started_fn done;
+	void *ud;
+};
+
+static void start_finish(struct start *s, xn_error *err)
+{
+	if (s->timer)
+		uv_close((uv_handle_t *)s->timer, (uv_close_cb)free);
+	struct dom *d = s->d;
+	if (d && d->starting == s)
+		d->starting = NULL;
+	if (err && d && !d->gone) {
+		xn_warn("vm %s: start failed: %s", d->uuid, err->message);
+		d->expected = true;
+		/* The exit path records the VM Halted; tell the caller after. */
+		d->on_exit = NULL;
+		xn_qemu_proc_kill(d->pid, NULL);
+	}
+	s->done(s->ud, err);
+	free(s);
+}
+
+static void record_running(struct start *s)
+{
+	xn_host *h = s->h;
+	struct dom *d = s->d;
+	xn_changes *cs = xn_changes_new(h->db);
+	json_t *rec = xn_changes_edit(cs, d->ref);
+	json_object_set_new(rec, "power_state", json_string(s->paused ? "Paused" : "Running"));
+	json_object_set_new(rec, "resident_on", json_string(h->host_ref));
+	json_object_set_new(rec, "domid", json_integer(d->pid));
+	const char *metrics = json_string_value(json_object_get(rec, "metrics"));
+	json_t *m = metrics ? xn_changes_edit(cs, metrics) : NULL;
+	if (m) {
+		json_object_set_new(m, "start_time", xn_datetime_now());
+		json_object_set(m, "VCPUs_number", json_object_get(rec, "VCPUs_at_startup"));
+		json_object_set(m, "memory_actual", json_object_get(rec, "memory_static_max"));
+		json_object_set_new(m, "last_updated", xn_datetime_now());
+	}
+	const char *con = xn_changes_add(cs, xn_model_class("console"), NULL,
+					 json_pack("{s:s,s:s}", "protocol", "vt100", "VM", d->ref));
+	XN_AUTOFREE char *loc = xn_asprintf("https://%s/console?ref=%s", xn_host_address(h), con);
+	xn_changes_set(cs, con, "location", json_string(loc));
+	xn_vm_refresh_allowed(cs, d->ref);
+	xn_error *err = NULL;
+	if (xn_db_commit(h->db, cs, &err) < 0) {
+		start_finish(s, err);
+		return;
+	}
+	xn_info("vm %s: %s", d->uuid, s->paused ? "started paused" : "running");
+	start_finish(s, NULL);
+}
+
+static void on_cont(void *ud, json_t *ret, const xn_error *err)
+{
+	struct start *s = ud;
+	(void)ret;
+	if (err) {
+		xn_error *e = NULL;
+		xn_fail_internal(&e, "cannot resume QEMU: %s", err->message);
+		start_finish(s, e);
+		return;
+	}
+	record_running(s);
+}
+
+static void go(struct start *s)
+{
+	xn_console_attach(s->h, s->d->ref, NULL);
+	if (s->paused)
+		record_running(s);
+	else
+		xn_dom_qmp(s->d, "cont", NULL, on_cont, s);
+}
+
+static void incoming_status(void *ud, json_t *ret, const xn_error *err);
+
+static void incoming_poll(uv_timer_t *t)
+{
+	struct start *s = t->data;
+	xn_dom_qmp(s->d, "query-status", NULL, incoming_status, s);
+}
+
+/* Resuming: wait until QEMU has read the whole saved state. */
+static void incoming_status(void *ud, json_t *ret, const xn_error *err)
+{
+	struct start *s = ud;
+	const char *st = json_string_value(json_object_get(ret, "status"));
+	if (err || !st) {
+		xn_error *e = NULL;
+		xn_fail(&e, "INTERNAL_ERROR", "cannot restore the saved memory image", NULL);
+		start_finish(s, e);
+		return;
+	}
+	if (strcmp(st, "inmigrate") == 0) {
+		if (++s->polls > 3000) {
+			xn_error *e = NULL;
+			xn_fail_internal(&e, "restoring the saved memory image timed out");
+			start_finish(s, e);
+			return;
+		}
+		if (!s->timer) {
+			s->timer = xn_calloc(1, sizeof(uv_timer_t));
+			uv_timer_init(s->h->loop, s->timer);
+			s->timer->data = s;
+		}
+		uv_timer_start(s->timer, incoming_poll, 20, 0);
+		return;
+	}
+	go(s);
+}
+
+static void on_qmp_ready(void *ud, const xn_error *err)
+{
+	struct dom *d = ud;
+	struct start *s = d->starting;
+	if (!s)
+		return; /* a re-attach; nothing waits */
+	if (err) {
+		xn_error *e = NULL;
+		xn_fail_internal(&e, "cannot talk to QEMU: %s", err->message);
+		start_finish(s, e);
+		return;
+	}
+	if (s->incoming)
+		xn_dom_qmp(d, "query-status", NULL, incoming_status, s);
+	else
+		go(s);
+}
+
+static void connect_qmp(struct dom *d)
+{
+	XN_AUTOFREE char *path = xn_asprintf("%s/qmp.sock", d->run_dir);
+	struct xn_qmp_callbacks cb = {.ready = on_qmp_ready, .event = on_qmp_event,
+				      .closed = on_qmp_closed, .ud = d};
+	d->qmp = xn_qmp_connect(d->h->loop, path, 15000, &cb);
+}
+
+/* The disks of a VM, in the engine's terms (paths owned by *paths). */
+static xn_qemu_disk *collect_disks(xn_host *h, json_t *vm, size_t *n, char ***paths)
+{
+	json_t *vbds = json_object_get(vm, "VBDs");
+	xn_qemu_disk *disks = xn_calloc(json_array_size(vbds) + 1, sizeof(*disks));
+	*paths = xn_strv_new();
+	size_t i, k = 0;
+	json_t *v;
+	json_array_foreach(vbds, i, v) {
+		json_t *vbd = xn_db_get(h->db, json_string_value(v));
+		if (!vbd)
+			continue;
+		const char *vdi_ref = json_string_value(json_object_get(vbd, "VDI"));
+		json_t *vdi = xn_ref_is_null(vdi_ref) || json_is_true(json_object_get(vbd, "empty"))
+				      ? NULL
+				      : xn_db_get(h->db, vdi_ref);
+		XN_AUTOFREE char *path = vdi ? xn_vdi_path(h, vdi_ref) : NULL;
+		disks[k].vbd = vbd;
+		disks[k].vdi = vdi;
+		if (path) {
+			xn_strv_push(paths, path);
+			disks[k].path = (*paths)[xn_strv_len(*paths) - 1];
+		}
+		bool iso = vdi && strcmp(xn_db_str(h->db, xn_db_str(h->db, vdi_ref, "SR"),
+						   "content_type"), "iso") == 0;
+		disks[k].format = iso ? "raw" : "qcow2";
+		k++;
+	}
+	*n = k;
+	return disks;
+}
+
+void xn_dom_start(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
+		  dom_started_fn done, void *ud)
+{
+	XN_AUTOCLOSE int fd = incoming_fd;
+	json_t *vm = xn_db_get(h->db, vm_ref);
+	const char *uuid = json_string_value(json_object_get(vm, "uuid"));
+	XN_AUTOFREE char *run_dir = xn_asprintf("%s/%s", h->run_dir, uuid);
+	xn_error *err = NULL;
+	size_t ndisks;
+	XN_AUTOSTRV char **paths = NULL;
+	XN_AUTOFREE xn_qemu_disk *disks = collect_disks(h, vm, &ndisks, &paths);
+	xn_qemu_input in = {.vm = vm, .disks = disks, .ndisks = ndisks, .engine = h->engine,
+			    .run_dir = run_dir, .qemu_binary = h->qemu_binary,
+			    .incoming = fd >= 0 ? "fd:3" : NULL};
+	XN_AUTOSTRV char **argv = xn_qemu_argv(&in, &err);
+	if (!argv || xn_rm_rf(run_dir, &err) < 0 || xn_mkdir_p(run_dir, 0700, &err) < 0) {
+		done(ud, err);
+		return;
+	}
+	XN_AUTOFREE char *log = xn_asprintf("%s/qemu.log", run_dir);
+	struct dom *d = xn_calloc(1, sizeof(*d));
+	d->h = h;
+	d->ref = xn_strdup(vm_ref);
+	d->uuid = xn_strdup(uuid);
+	d->run_dir = xn_strdup(run_dir);
+	xn_qemu_fd extra = {fd, 3};
+	xn_qemu_spawn_opts o = {.argv = argv, .log_path = log, .fds = fd >= 0 ? &extra : NULL,
+				.nfds = fd >= 0 ? 1 : 0, .on_exit = on_proc_exit, .ud = d};
+	d->proc = xn_qemu_spawn(h->loop, &o, &err);
+	if (!d->proc) {
+		free(d->ref);
+		free(d->uuid);
+		free(d->run_dir);
+		free(d);
+		done(ud, err);
+		return;
+	}
+	d->pid = xn_qemu_proc_pid(d->proc);
+	xn_qemu_proc_identity(d->pid, &d->ticks, NULL);
+	d->next = doms;
+	doms = d;
+	/* Record the pid before anything else can fail, so that a daemon
+	 * that dies from here on finds this QEMU again. */
+	xn_changes *cs = xn_changes_new(h->db);
+	xn_changes_add(cs, xn_model_class("xn_domain"), NULL,
+		       json_pack("{s:s,s:i,s:I,s:s,s:s}", "VM", vm_ref, "pid", (int)d->pid,
+				 "start_ticks", (json_int_t)d->ticks, "run_dir", run_dir, "engine",
+				 h->engine));
+	struct start *s = xn_calloc(1, sizeof(*s));
+	s->h = h;
+	s->d = d;
+	s->paused = paused;
+	s->incoming = fd >= 0;
+	s->done = done;
+	s->ud = ud;
+	d->starting = s;
+	if (xn_db_commit(h->db, cs, &err) < 0) {
+		start_finish(s, err);
+		return;
+	}
+	xn_info("vm %s: QEMU started (pid %d, %s)", uuid, (int)d->pid, h->engine);
+	d->starting = s;
+	connect_qmp(d);
+}
+
+/* ---- what happens after an exit nobody asked for ---------------------- */
+
+struct restart {
+	xn_host *h;
+	char *ref;
+};
+
+static void restarted(void *ud, xn_error *err)
+{
+	struct restart *r = ud;
+	if (err) {
+		xn_warn("vm %s: automatic restart failed: %s", r->ref, err->message);
+		xn_error_free(err);
+	}
+	free(r->ref);
+	free(r);
+}
+
+/* Restart a VM unless it keeps dying: at most 5 restarts a minute. */
+static void auto_restart(xn_host *h, const char *ref)
+{
+	static struct {
+		char ref[64];
+		uint64_t since;
+		int n;
+	} hist[64];
+	uint64_t now = xn_now_ms();
+	size_t slot = 0;
+	for (size_t i = 0; i < XN_ARRAY_LEN(hist); i++) {
+		if (strcmp(hist[i].ref, ref) == 0) {
+			slot = i;
+			break;
+		}
+		if (hist[i].since < hist[slot].since)
+			slot = i;
+	}
+	if (strcmp(hist[slot].ref, ref) != 0 || now - hist[slot].since > 60000) {
+		snprintf(hist[slot].ref, sizeof(hist[slot].ref), "%s", ref);
+		hist[slot].since = now;
+		hist[slot].n = 0;
+	}
+	if (++hist[slot].n > 5) {
+		xn_warn("vm %s: restarted too often; leaving it halted", ref);
+		return;
+	}
+	struct restart *r = xn_calloc(1, sizeof(*r));
+	r->h = h;
+	r->ref = xn_strdup(ref);
+	xn_dom_start(h, ref, false, -1, restarted, r);
+}
+
+static void after_exit_policy(struct dom *d)
+{
+	if (d->restart_after) {
+		if (d->gone)
+			auto_restart(d->h, d->ref);
+		return;
+	}
+	if (d->expected)
+		return;
+	xn_host *h = d->h;
+	const char *field = "actions_after_crash";
+	if (!d->panicked && xn_streq(d->shutdown_reason, "guest-shutdown"))
+		field = "actions_after_shutdown";
+	else if (!d->panicked && xn_streq(d->shutdown_reason, "guest-reset"))
+		field = "actions_after_reboot";
+	else if (!d->panicked && d->shutdown_reason)
+		return; /* host-initiated (quit, signal): stays halted */
+	const char *action = xn_db_str(h->db, d->ref, field);
+	xn_info("vm %s: %s: %s", d->uuid, field, action);
+	if (d->panicked) {
+		if (strcmp(action, "preserve") == 0)
+			return; /* QEMU stays paused for inspection */
+		d->restart_after = strstr(action, "restart") != NULL;
+		d->expected = true;
+		xn_qemu_proc_kill(d->pid, NULL);
+		return;
+	}
+	if (strstr(action, "restart"))
+		auto_restart(h, d->ref);
+}
+
+/* ---- daemon start and stop ------------------------------------------- */
+
+/* Re-attach to a QEMU the previous daemon started. */
+static void reattach(xn_host *h, const char *vm_ref, pid_t pid, uint64_t ticks,
+		     const char *run_dir)
+{
+	struct dom *d = xn_calloc(1, sizeof(*d));
+	d->h = h;
+	d->ref = xn_strdup(vm_ref);
+	d->uuid = xn_strdup(xn_db_str(h->db, vm_ref, "uuid"));
+	d->run_dir = xn_strdup(run_dir);
+	d->pid = pid;
+	d->ticks = ticks;
+	d->next = doms;
+	doms = d;
+	connect_qmp(d);
+	xn_console_attach(h, vm_ref, NULL);
+	xn_info("vm %s: re-attached to QEMU pid %d", d->uuid, (int)pid);
+}
+
+/* Kill QEMUs running from our run directory that no domain record
+ * claims (a start the previous daemon did not get to record). */
+static void kill_strays(xn_host *h, json_t *claimed)
+{
+	DIR *proc = opendir("/proc");
+	if (!proc)
+		return;
+	XN_AUTOFREE char *needle = xn_asprintf("%s/", h->run_dir);
+	for (struct dirent *e; (e = readdir(proc));) {
+		pid_t pid = (pid_t)atoi(e->d_name);
+		if (pid <= 0 || pid == getpid())
+			continue;
+		XN_AUTOFREE char *path = xn_asprintf("/proc/%d/cmdline", (int)pid);
+		size_t len = 0;
+		XN_AUTOFREE char *cmd = xn_read_file(path, &len, NULL);
+		if (!cmd || !xn_proc_cmdline_has(cmd, len, needle) ||
+		    !xn_proc_cmdline_has(cmd, len, "-pidfile"))
+			continue;
+		XN_AUTOFREE char *key = xn_asprintf("%d", (int)pid);
+		if (json_object_get(claimed, key))
+			continue;
+		xn_warn("vm: killing stray QEMU pid %d (no VM record claims it)", (int)pid);
+		xn_qemu_proc_kill(pid, NULL);
+	}
+	closedir(proc);
+}
+
+/* Bring the records in line with the QEMUs that actually run. */
+static int reconcile(xn_host *h, xn_error **err)
+{
+	xn_changes *cs = xn_changes_new(h->db);
+	json_t *claimed = json_object();
+	const char *k;
+	json_t *v;
+	json_object_foreach(xn_db_all(h->db, xn_model_class("xn_domain")), k, v) {
+		const char *vm = json_string_value(json_object_get(v, "VM"));
+		pid_t pid = (pid_t)json_integer_value(json_object_get(v, "pid"));
+		uint64_t ticks = (uint64_t)json_integer_value(json_object_get(v, "start_ticks"));
+		const char *ps = xn_db_str(h->db, vm, "power_state");
+		const char *uuid = xn_db_str(h->db, vm, "uuid");
+		bool alive = pid > 0 && xn_qemu_proc_is(pid, ticks, uuid);
+		bool should_run = strcmp(ps, "Running") == 0 || strcmp(ps, "Paused") == 0;
+		if (alive && should_run) {
+			XN_AUTOFREE char *key = xn_asprintf("%d", (int)pid);
+			json_object_set_new(claimed, key, json_true());
+			reattach(h, vm, pid, ticks, json_string_value(json_object_get(v, "run_dir")));
+			continue;
+		}
+		if (alive) {
+			/* A start that never finished, or a stop (suspend,
+			 * shutdown) that was recorded but not carried out. */
+			xn_warn("vm %s: QEMU pid %d runs but the VM is %s: stopping it", uuid,
+				(int)pid, ps);
+			xn_qemu_proc_kill(pid, NULL);
+		} else if (should_run) {
+			xn_warn("vm %s: its QEMU is gone: the VM is halted", uuid);
+		}
+		xn_rm_rf(json_string_value(json_object_get(v, "run_dir")), NULL);
+		record_halted(h, cs, vm, true);
+		xn_changes_delete(cs, k);
+	}
+	kill_strays(h, claimed);
+	json_decref(claimed);
+	/* A VM recorded as running with no domain record at all. */
+	json_object_foreach(xn_db_all(h->db, xn_model_class("VM")), k, v) {
+		const char *ps = json_string_value(json_object_get(v, "power_state"));
+		bool runs = xn_streq(ps, "Running") || xn_streq(ps, "Paused");
+		if (runs && !json_is_true(json_object_get(v, "is_control_domain")) &&
+		    !domain_record_of(h, k))
+			record_halted(h, cs, k, true);
+	}
+	/* Operations the previous daemon was running are over. */
+	json_object_foreach(xn_db_all(h->db, xn_model_class("VM")), k, v) {
+		if (json_object_size(json_object_get(v, "current_operations")) == 0)
+			continue;
+		xn_changes_set(cs, k, "current_operations", json_object());
+		xn_vm_refresh_allowed(cs, k);
+	}
+	json_object_foreach(xn_db_all(h->db, xn_model_class("task")), k, v) {
+		if (!xn_streq(json_string_value(json_object_get(v, "status")), "pending"))
+			continue;
+		json_t *t = xn_changes_edit(cs, k);
+		json_object_set_new(t, "status", json_string("failure"));
+		json_object_set_new(t, "error_info", json_pack("[s,s]", "INTERNAL_ERROR",
+							       "interrupted by a daemon restart"));
+		json_object_set_new(t, "finished", xn_datetime_now());
+	}
+	json_object_foreach(xn_db_all(h->db, xn_model_class("VM")), k, v)
+		xn_vm_refresh_allowed(cs, k);
+	return xn_db_commit(h->db, cs, err);
+}
+
+int xn_vms_init(xn_host *h, xn_error **err)
+{
+	if (xn_mkdir_p(h->run_dir, 0700, err) < 0)
+		return -1;
+	return reconcile(h, err);
+}
+
+void xn_vms_detach_all(xn_host *h)
+{
+	(void)h;
+	for (struct dom *d = doms; d; d = d->next) {
+		d->gone = true; /* no exit handling from here on */
+		if (d->qmp)
+			xn_qmp_close(d->qmp);
+		d->qmp = NULL;
+		if (d->proc)
+			xn_qemu_proc_release(d->proc);
+		d->proc = NULL;
+		if (d->poll)
+			uv_close((uv_handle_t *)d->poll, (uv_close_cb)free);
+		d->poll = NULL;
+	}
+}

@@ -1,0 +1,52 @@
+/* vm_runtime.h: running VMs inside the vm module (not a public header
+ * for other modules): one `struct dom` per QEMU process, how to start
+ * one, and what happens when one goes away. */
+#ifndef XN_VM_RUNTIME_H
+#define XN_VM_RUNTIME_H
+
+#include "engine/qemu_proc.h"
+#include "engine/qmp.h"
+#include "vm/vm.h"
+
+struct dom;
+
+/* A lifecycle operation that waits for QEMU to exit (shutdown, reboot,
+ * suspend) registers this; it is called once the domain is gone and its
+ * VM is recorded Halted. */
+typedef void (*dom_exit_fn)(struct dom *d, void *ud);
+
+struct dom {
+	xn_host *h;
+	char *ref, *uuid, *run_dir;
+	pid_t pid;
+	uint64_t ticks;
+	xn_qemu_proc *proc;         /* NULL when re-attached after a restart */
+	xn_qmp *qmp;
+	uv_timer_t *poll;           /* watching a re-attached pid die */
+	bool gone;
+	char *shutdown_reason;      /* from QMP SHUTDOWN: guest-shutdown, guest-reset, ... */
+	bool panicked;
+	bool expected;              /* we asked it to stop */
+	bool restart_after;         /* start it again once it is gone */
+	struct start *starting;     /* the start in progress, if any */
+	dom_exit_fn on_exit;
+	void *on_exit_ud;
+	struct dom *next;
+};
+
+typedef void (*dom_started_fn)(void *ud, xn_error *err);
+
+/* Start QEMU for a VM and bring it to Running (or Paused). incoming_fd
+ * >= 0 resumes from a saved state read from that fd (taken over). */
+void xn_dom_start(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
+		  dom_started_fn done, void *ud);
+struct dom *xn_dom_find(xn_host *h, const char *vm_ref);
+/* Ask QEMU to quit now (hard); the exit path follows. */
+void xn_dom_kill(struct dom *d);
+/* A QMP command on a running domain (fails if QMP is not connected). */
+void xn_dom_qmp(struct dom *d, const char *cmd, json_t *args, xn_qmp_reply_fn fn, void *ud);
+
+/* Finish a VM change-set: recompute allowed_operations of the VM. */
+void xn_vm_refresh_allowed(xn_changes *cs, const char *vm_ref);
+
+#endif
