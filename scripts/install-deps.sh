@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install the Debian packages Xenia needs, and only those that are
+# missing (idempotent; a second run does nothing and needs no network).
+#   scripts/install-deps.sh           build and run
+#   scripts/install-deps.sh --test    what the tests need as well
+#   scripts/install-deps.sh --bench   what the benchmarks compare against
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(build-essential pkg-config libuv1-dev libsqlite3-dev libjansson-dev
+      libhttp-parser-dev libcurl4-openssl-dev libssl-dev libcrypt-dev
+      qemu-system-x86 qemu-utils)
+mapfile -t image_pkgs < <(grep -v '^\s*#' images/tiny-linux/packages.txt | grep -v '^\s*$')
+pkgs+=("${image_pkgs[@]}")
+case "${1:-}" in
+--test) pkgs+=(python3 procps) ;;
+--bench) pkgs+=(python3 libvirt-daemon-system libvirt-clients) ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: need root to install: ${missing[*]}" >&2
+	exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Package lists may be missing or stale on a fresh machine.
+apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+	{ apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; }

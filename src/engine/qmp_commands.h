@@ -1,0 +1,66 @@
+/* qmp_commands.h: typed wrappers of the QMP commands the daemon uses,
+ * one small function per command (libvirt's qemu_monitor_json style).
+ *
+ * Each queues its command on an xn_qmp session (qmp.h) and reports
+ * through a callback typed for what the command returns. err is NULL on
+ * success; otherwise an INTERNAL_ERROR naming the command and QEMU's
+ * description, or saying that the session ended first. Callbacks may be
+ * NULL when the caller does not care. */
+#ifndef XN_ENGINE_QMP_COMMANDS_H
+#define XN_ENGINE_QMP_COMMANDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/qmp.h"
+
+/* Commands that return nothing of interest. */
+typedef void (*xn_qmp_done_fn)(void *ud, const xn_error *err);
+
+/* query-status: status is QEMU's RunState ("prelaunch", "running",
+ * "paused", "inmigrate", "postmigrate", "guest-panicked", ...), borrowed. */
+typedef void (*xn_qmp_status_fn)(void *ud, const char *status, bool running,
+				 const xn_error *err);
+
+/* query-migrate, the parts the daemon uses. Strings borrowed. */
+typedef struct xn_qmp_migrate_info {
+	const char *status;       /* "none", "setup", "active", "completed", "failed", ... */
+	uint64_t ram_transferred; /* bytes */
+	uint64_t ram_remaining;
+	uint64_t ram_total;
+	int64_t total_time_ms;    /* -1 when QEMU does not say */
+	int64_t downtime_ms;      /* -1 until completed */
+	const char *error_desc;   /* why it failed, or NULL */
+} xn_qmp_migrate_info;
+typedef void (*xn_qmp_migrate_fn)(void *ud, const xn_qmp_migrate_info *info,
+				  const xn_error *err);
+
+/* Run state. */
+void xn_qmp_cont(xn_qmp *q, xn_qmp_done_fn fn, void *ud);
+void xn_qmp_stop(xn_qmp *q, xn_qmp_done_fn fn, void *ud);
+/* ACPI power button: the guest decides (clean shutdown). */
+void xn_qmp_system_powerdown(xn_qmp *q, xn_qmp_done_fn fn, void *ud);
+/* Hard reset of the machine, in place. */
+void xn_qmp_system_reset(xn_qmp *q, xn_qmp_done_fn fn, void *ud);
+/* QEMU exits; the session's `closed` callback follows the reply. */
+void xn_qmp_quit(xn_qmp *q, xn_qmp_done_fn fn, void *ud);
+void xn_qmp_query_status(xn_qmp *q, xn_qmp_status_fn fn, void *ud);
+
+/* Migration. */
+/* migrate-set-capabilities with one capability, e.g. "events". */
+void xn_qmp_migrate_set_capability(xn_qmp *q, const char *capability, bool on,
+				   xn_qmp_done_fn fn, void *ud);
+/* migrate-set-parameters: max-bandwidth in bytes/s, downtime-limit in ms.
+ * QEMU's default bandwidth (128 MiB/s) makes local saves slow. */
+void xn_qmp_migrate_set_parameters(xn_qmp *q, uint64_t max_bandwidth,
+				   uint64_t downtime_limit_ms, xn_qmp_done_fn fn, void *ud);
+/* Start migrating to uri ("fd:<name>", "tcp:host:port", "exec:..."). */
+void xn_qmp_migrate(xn_qmp *q, const char *uri, xn_qmp_done_fn fn, void *ud);
+void xn_qmp_query_migrate(xn_qmp *q, xn_qmp_migrate_fn fn, void *ud);
+
+/* File descriptors. getfd passes fd (duplicated; the caller keeps its
+ * own) under fdname, for "fd:<fdname>" URIs; closefd drops it. */
+void xn_qmp_getfd(xn_qmp *q, int fd, const char *fdname, xn_qmp_done_fn fn, void *ud);
+void xn_qmp_closefd(xn_qmp *q, const char *fdname, xn_qmp_done_fn fn, void *ud);
+
+#endif
