@@ -52,6 +52,12 @@ $(B)/asan/tests/%: tests/unit/%.c $(B)/asan/libxenia.a tests/unit/check.h
 	@mkdir -p $(dir $@)
 	$(CC) $(XCFLAGS) -O1 -g $(SAN) -Itests/unit -o $@ $< $(B)/asan/libxenia.a $(LIBS)
 
+# The CLI's unit tests link its objects too (all but main).
+CLI_LIB_SRC := $(filter-out src/cli/xe.c,$(CLI_SRC))
+$(B)/asan/tests/test_cli: tests/unit/test_cli.c $(call OBJ,$(B)/asan,$(CLI_LIB_SRC)) $(B)/asan/libxenia.a tests/unit/check.h
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) -O1 -g $(SAN) -Itests/unit -o $@ $< $(call OBJ,$(B)/asan,$(CLI_LIB_SRC)) $(B)/asan/libxenia.a $(LIBS)
+
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRC))
 
 image:

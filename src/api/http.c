@@ -239,7 +239,8 @@ static int on_headers_complete(http_parser *p)
 	const char *url = r->path ? r->path : "/";
 	struct http_parser_url u;
 	http_parser_url_init(&u);
-	bool is_connect = p->method == HTTP_CONNECT;
+	/* CONNECT normally names host:port; xapi's CONNECT /console names a path. */
+	bool is_connect = p->method == HTTP_CONNECT && url[0] != '/';
 	if (http_parser_parse_url(url, strlen(url), is_connect, &u) == 0 &&
 	    (u.field_set & (1 << UF_PATH))) {
 		if (u.field_set & (1 << UF_QUERY))

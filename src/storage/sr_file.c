@@ -25,10 +25,12 @@ char *xn_sr_file_dir(xn_host *h, const char *sr_ref)
 	return xn_asprintf("%s/sr/%s", h->data_dir, xn_db_str(h->db, sr_ref, "uuid"));
 }
 
+/* Disk images are "<location>.qcow2"; other files (suspend images,
+ * "<uuid>.state") carry their extension in the location. */
 static char *file_path(xn_host *h, const char *sr_ref, const char *location)
 {
 	XN_AUTOFREE char *dir = xn_sr_file_dir(h, sr_ref);
-	return xn_asprintf("%s/%s.qcow2", dir, location);
+	return xn_asprintf("%s/%s%s", dir, location, strchr(location, '.') ? "" : ".qcow2");
 }
 
 struct img_op {
@@ -63,14 +65,15 @@ static void run_img(xn_host *h, char **argv, const char *what, xn_storage_done d
 }
 
 static void file_clone(xn_host *h, const char *sr_ref, const char *src, const char *location,
-		       xn_storage_done done, void *ud)
+		       int64_t size, xn_storage_done done, void *ud)
 {
 	XN_AUTOFREE char *to = file_path(h, sr_ref, location);
 	/* The backing file is named relative to the overlay, so the SR's
 	 * directory can move. -u: the source may be open in a running VM. */
 	XN_AUTOFREE char *backing = xn_asprintf("%s.qcow2", src);
+	XN_AUTOFREE char *sz = xn_asprintf("%lld", (long long)size);
 	char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2",
-			"-b", backing, to, NULL};
+			"-b", backing, to, sz, NULL};
 	run_img(h, argv, "clone", done, ud);
 }
 

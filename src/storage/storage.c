@@ -78,9 +78,11 @@ static void collect_garbage(xn_host *h, const char *sr)
 				    json_true());
 	for (struct dirent *e; (e = readdir(d));) {
 		size_t n = strlen(e->d_name);
-		if (n < 7 || strcmp(e->d_name + n - 6, ".qcow2") != 0)
+		bool image = n > 6 && strcmp(e->d_name + n - 6, ".qcow2") == 0;
+		bool state = n > 6 && strcmp(e->d_name + n - 6, ".state") == 0;
+		if (!image && !state)
 			continue;
-		XN_AUTOFREE char *loc = xn_strndup(e->d_name, n - 6);
+		XN_AUTOFREE char *loc = image ? xn_strndup(e->d_name, n - 6) : xn_strdup(e->d_name);
 		if (json_object_get(claimed, loc))
 			continue;
 		XN_AUTOFREE char *path = xn_asprintf("%s/%s", dir, e->d_name);

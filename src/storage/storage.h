@@ -17,9 +17,10 @@ typedef struct xn_sr_ops {
 	const char *type;
 	/* Path or URL QEMU opens for a VDI location (caller frees). */
 	char *(*vdi_path)(xn_host *h, const char *sr_ref, const char *location);
-	/* Create location as a copy-on-write overlay of src_location. */
+	/* Create location as a copy-on-write overlay of src_location, whose
+	 * virtual size is size. */
 	void (*vdi_clone)(xn_host *h, const char *sr_ref, const char *src_location,
-			  const char *location, xn_storage_done done, void *ud);
+			  const char *location, int64_t size, xn_storage_done done, void *ud);
 	/* Create an empty image of size bytes. */
 	void (*vdi_create)(xn_host *h, const char *sr_ref, const char *location, int64_t size,
 			   xn_storage_done done, void *ud);

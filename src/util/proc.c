@@ -62,12 +62,20 @@ int xn_run(uv_loop_t *loop, char *const *argv, xn_run_done done, void *ud, xn_er
 	struct run *r = xn_calloc(1, sizeof(*r));
 	r->done = done;
 	r->ud = ud;
+	/* One pipe for both stdout and stderr, so messages keep their order. */
+	uv_file fds[2];
+	int prc = uv_pipe(fds, 0, 0);
+	if (prc < 0) {
+		free(r);
+		return xn_fail_internal(err, "cannot run '%s': %s", argv[0], uv_strerror(prc));
+	}
 	uv_pipe_init(loop, &r->out, 0);
 	r->out.data = r;
+	uv_pipe_open(&r->out, fds[0]);
 	uv_stdio_container_t stdio[3] = {
 		{.flags = UV_IGNORE},
-		{.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&r->out},
-		{.flags = UV_INHERIT_STREAM, .data.stream = (uv_stream_t *)&r->out},
+		{.flags = UV_INHERIT_FD, .data.fd = fds[1]},
+		{.flags = UV_INHERIT_FD, .data.fd = fds[1]},
 	};
 	uv_process_options_t o = {
 		.file = argv[0],
@@ -78,6 +86,7 @@ int xn_run(uv_loop_t *loop, char *const *argv, xn_run_done done, void *ud, xn_er
 	};
 	r->proc.data = r;
 	int rc = uv_spawn(loop, &r->proc, &o);
+	close(fds[1]);
 	if (rc < 0) {
 		xn_fail_internal(err, "cannot run '%s': %s", argv[0], uv_strerror(rc));
 		uv_close((uv_handle_t *)&r->out, (uv_close_cb)free);

@@ -118,7 +118,8 @@ static void clone_next(void *ud, xn_error *err)
 		return;
 	}
 	ops->vdi_clone(h, sr, xn_db_str(h->db, vdi, "location"),
-		       json_string_value(json_array_get(p, 1)), clone_next, cl);
+		       json_string_value(json_array_get(p, 1)), xn_db_int(h->db, vdi, "virtual_size"),
+		       clone_next, cl);
 }
 
 static void vm_clone(xn_call *c)

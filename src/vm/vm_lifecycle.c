@@ -28,6 +28,7 @@ struct op {
 	char *state_path, *state_uuid;
 	bool paused;
 	int polls;
+	uint64_t since;     /* when the operation started waiting */
 };
 
 /* ---- tasks and current operations ------------------------------------ */
@@ -181,8 +182,24 @@ static void clean_timeout(uv_timer_t *t)
 		d->on_exit_ud = NULL;
 	}
 	XN_AUTOFREE char *secs = xn_asprintf("%u", o->h->clean_shutdown_timeout_ms / 1000);
-	xn_warn("vm %s: the guest did not shut down within %s s", o->vm, secs);
+	xn_warn("vm %s: the guest did not shut down within %s s",
+		xn_db_str(o->h->db, o->vm, "uuid"), secs);
 	op_fail_code(o, "VM_SHUTDOWN_TIMEOUT", o->vm, secs);
+}
+
+static void on_powerdown(void *ud, json_t *ret, const xn_error *err);
+
+/* A guest still booting misses the button: press it again every few
+ * seconds until the guest stops or the timeout runs out. */
+static void press_again(uv_timer_t *t)
+{
+	struct op *o = t->data;
+	struct dom *d = xn_dom_find(o->h, o->vm);
+	if (xn_now_ms() - o->since >= o->h->clean_shutdown_timeout_ms || !d) {
+		clean_timeout(t);
+		return;
+	}
+	xn_dom_qmp(d, "system_powerdown", NULL, on_powerdown, o);
 }
 
 static void on_powerdown(void *ud, json_t *ret, const xn_error *err)
@@ -198,7 +215,8 @@ static void on_powerdown(void *ud, json_t *ret, const xn_error *err)
 		qmp_failed(o, err, "cannot press the power button");
 		return;
 	}
-	op_timer(o, o->h->clean_shutdown_timeout_ms, clean_timeout);
+	uint64_t left = o->h->clean_shutdown_timeout_ms - (xn_now_ms() - o->since);
+	op_timer(o, left < 3000 ? left : 3000, press_again);
 }
 
 /* Clean: press the ACPI power button and wait for the guest to stop. */
@@ -211,6 +229,7 @@ static void clean_stop(xn_call *c, const char *name)
 	d->expected = true;
 	d->on_exit = stopped;
 	d->on_exit_ud = o;
+	o->since = xn_now_ms();
 	xn_dom_qmp(d, "system_powerdown", NULL, on_powerdown, o);
 }
 

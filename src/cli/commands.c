@@ -1,0 +1,207 @@
+/* commands.c: the command table of `xe`.
+ *
+ * Hand-written commands are declared below, one line each: name,
+ * handler, required and optional parameters, flags, help. The
+ * `<cls>-list` and `<cls>-param-*` commands are generated once from the
+ * class views of classes.c and the generic operations of cmd_param.c,
+ * never written per class. `help` and the parameter checks read the same
+ * table. */
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define SEL (XE_CMD_FILTERS | XE_CMD_STANDARD)
+
+static const xe_cmd handwritten[] = {
+	{"help", xe_cmd_help, "", "all", XE_CMD_NO_CONN | XE_CMD_STANDARD,
+	 "Show the commands, or the parameters and description of one command.", NULL},
+	{"vm-install", xe_cmd_vm_install, "new-name-label",
+	 "template template-uuid template-name-label sr-uuid new-name-description", XE_CMD_STANDARD,
+	 "Install a new VM from a template (name or uuid): clone it, provision its disks on "
+	 "sr-uuid (default: the pool's default SR) and print the new VM's uuid.", NULL},
+	{"vm-uninstall", xe_cmd_vm_uninstall, "", "vm force multiple", SEL,
+	 "Destroy the selected VM(s) and the disks only they use, shutting them down first.", NULL},
+	{"vm-destroy", xe_cmd_vm_destroy, "uuid", "", 0,
+	 "Destroy the VM record (its disks are kept).", NULL},
+	{"vm-start", xe_cmd_vm_lifecycle, "", "vm paused on force multiple", SEL,
+	 "Start the selected VM(s); paused=true leaves them paused, on=<host> picks the host.", NULL},
+	{"vm-shutdown", xe_cmd_vm_lifecycle, "", "vm force multiple", SEL,
+	 "Shut the selected VM(s) down cleanly; --force powers them off.", NULL},
+	{"vm-reboot", xe_cmd_vm_lifecycle, "", "vm force multiple", SEL,
+	 "Reboot the selected VM(s) cleanly; --force resets them.", NULL},
+	{"vm-suspend", xe_cmd_vm_lifecycle, "", "vm multiple", SEL,
+	 "Suspend the selected VM(s) to disk.", NULL},
+	{"vm-resume", xe_cmd_vm_lifecycle, "", "vm paused force multiple", SEL,
+	 "Resume the selected suspended VM(s).", NULL},
+	{"vm-pause", xe_cmd_vm_lifecycle, "", "vm multiple", SEL, "Pause the selected VM(s).", NULL},
+	{"vm-unpause", xe_cmd_vm_lifecycle, "", "vm multiple", SEL,
+	 "Unpause the selected VM(s).", NULL},
+	{"console", xe_cmd_console, "", "vm linger scrollback", SEL,
+	 "Attach to the text console of the selected VM; Ctrl-] detaches. Without a terminal, "
+	 "stdin goes to the console and output is printed until quiet for linger= seconds "
+	 "(default 1).", NULL},
+};
+
+/* The generated operations, applied to every class view. */
+static const struct {
+	const char *suffix;
+	xe_handler fn;
+	const char *reqd, *optn;
+	unsigned flags;
+	const char *help; /* %s: the class */
+} generic[] = {
+	{"list", xe_cmd_list, "", "params", XE_CMD_FILTERS,
+	 "List the %s objects. Any field filters (field=value, map:key=value, "
+	 "set:contains=value); params=a,b or params=all picks the fields."},
+	{"param-list", xe_cmd_param_list, "uuid", "", 0, "Show every field of a %s object."},
+	{"param-get", xe_cmd_param_get, "uuid param-name", "param-key", 0,
+	 "Show one field of a %s object (param-key: one key of a map field)."},
+	{"param-set", xe_cmd_param_set, "uuid", "", XE_CMD_ANY,
+	 "Set fields of a %s object: field=value, map-field:key=value."},
+	{"param-add", xe_cmd_param_add, "uuid param-name", "param-key", XE_CMD_ANY,
+	 "Add to a set field (param-key=value) or a map field (key=value) of a %s object."},
+	{"param-remove", xe_cmd_param_remove, "uuid param-name param-key", "", 0,
+	 "Remove a key of a map field, or a value of a set field, of a %s object."},
+	{"param-clear", xe_cmd_param_clear, "uuid param-name", "", 0,
+	 "Empty a field of a %s object."},
+};
+
+static xe_cmd *all_cmds;
+static size_t nall;
+
+static void build_table(void)
+{
+	if (all_cmds)
+		return;
+	size_t nspecs;
+	const xe_class_spec *specs = xe_class_specs(&nspecs);
+	nall = XN_ARRAY_LEN(handwritten) + nspecs * XN_ARRAY_LEN(generic);
+	all_cmds = xn_calloc(nall, sizeof(xe_cmd));
+	memcpy(all_cmds, handwritten, sizeof(handwritten));
+	xe_cmd *c = all_cmds + XN_ARRAY_LEN(handwritten);
+	for (size_t s = 0; s < nspecs; s++) {
+		for (size_t g = 0; g < XN_ARRAY_LEN(generic); g++, c++) {
+			c->name = xn_asprintf("%s-%s", specs[s].cli, generic[g].suffix);
+			c->fn = generic[g].fn;
+			c->reqd = generic[g].reqd;
+			c->optn = generic[g].optn;
+			c->flags = generic[g].flags;
+			if (g == 0) /* every -list is in the short help */
+				c->flags |= XE_CMD_STANDARD;
+			c->help = xn_asprintf(generic[g].help, specs[s].cli);
+			c->data = &specs[s];
+		}
+	}
+}
+
+const xe_cmd *xe_cmds(size_t *n)
+{
+	build_table();
+	*n = nall;
+	return all_cmds;
+}
+
+const xe_cmd *xe_cmd_find(const char *name)
+{
+	build_table();
+	for (size_t i = 0; name && i < nall; i++)
+		if (strcmp(all_cmds[i].name, name) == 0)
+			return &all_cmds[i];
+	return NULL;
+}
+
+bool xe_cmd_has_param(const xe_cmd *cmd, const char *key)
+{
+	return xe_words_has(cmd->reqd, key) || xe_words_has(cmd->optn, key);
+}
+
+int xe_cmd_check_params(const xe_cmd *cmd, const xe_args *a, xn_error **err)
+{
+	const char *p = cmd->reqd;
+	while (*p) {
+		p += strspn(p, " ");
+		size_t len = strcspn(p, " ");
+		if (!len)
+			break;
+		XN_AUTOFREE char *key = xn_strndup(p, len);
+		if (!xe_arg(a, key))
+			return xe_fail(err, "Required parameter not found: %s", key);
+		p += len;
+	}
+	if (cmd->flags & (XE_CMD_FILTERS | XE_CMD_ANY))
+		return 0;
+	for (size_t i = 0; i < a->nparams; i++) {
+		const char *k = a->params[i].key;
+		if (!xe_is_std_param(k) && !xe_cmd_has_param(cmd, k))
+			return xe_fail(err, "Unknown parameter for %s: %s", cmd->name, k);
+	}
+	return 0;
+}
+
+/* ---- help ---------------------------------------------------------------- */
+
+static void print_list(FILE *out, const char *label, const char *words, const char *extra)
+{
+	fprintf(out, "\t%-16s: ", label);
+	bool first = true;
+	for (const char *p = words ? words : ""; *p;) {
+		p += strspn(p, " ");
+		size_t len = strcspn(p, " ");
+		if (len)
+			fprintf(out, "%s%.*s", first ? "" : ", ", (int)len, p);
+		first = first && !len;
+		p += len;
+	}
+	if (extra)
+		fprintf(out, "%s%s", first ? "" : ", ", extra);
+	fputs("\n", out);
+}
+
+static void print_cmd_help(FILE *out, const xe_cmd *c)
+{
+	fprintf(out, "command name            : %s\n", c->name);
+	print_list(out, "reqd params", c->reqd, NULL);
+	print_list(out, "optional params", c->optn,
+		   c->flags & XE_CMD_FILTERS ? "<field filters>" :
+		   c->flags & XE_CMD_ANY ? "<field>=<value>" : NULL);
+	fprintf(out, "\t%-16s: %s\n", "description", c->help);
+}
+
+void xe_print_usage(FILE *out, bool all)
+{
+	fputs("Usage: xe <command> [-s <server>] [-p <port>] [-u <user> -pw <password> | -pwf <file>]\n"
+	      "          [--nossl] [--minimal] [key=value ...] [--flag ...]\n"
+	      "Without -s, xe talks to the local xeniad over $XENIA_SOCKET "
+	      "(default /run/xenia/xapi.sock).\n\n",
+	      out);
+	fprintf(out, "%s commands (xe help <command> for details%s):\n", all ? "All" : "Common",
+		all ? "" : ", xe help --all for every command");
+	size_t n, col = 0;
+	const xe_cmd *cmds = xe_cmds(&n);
+	for (size_t i = 0; i < n; i++) {
+		if (!all && !(cmds[i].flags & XE_CMD_STANDARD))
+			continue;
+		size_t len = strlen(cmds[i].name);
+		if (col && col + len + 2 > 78) {
+			fputs(",\n", out);
+			col = 0;
+		}
+		col += (size_t)fprintf(out, "%s%s", col ? ", " : "    ", cmds[i].name);
+	}
+	fputs("\n", out);
+}
+
+int xe_cmd_help(xe_ctx *ctx, xn_error **err)
+{
+	char **words = ctx->args->words;
+	const char *topic = words[0] && words[1] ? words[1] : NULL;
+	if (!topic) {
+		xe_print_usage(ctx->out, xe_arg_flag(ctx->args, "all"));
+		return 0;
+	}
+	const xe_cmd *c = xe_cmd_find(topic);
+	if (!c)
+		return xe_fail(err, "Unknown command: %s", topic);
+	print_cmd_help(ctx->out, c);
+	return 0;
+}
