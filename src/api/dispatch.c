@@ -4,7 +4,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "api/tls.h"
 #include "util/log.h"
 #include "util/uuid.h"
 
@@ -18,6 +20,7 @@ struct xn_api {
 	xn_host *host;
 	json_t *handlers;      /* wire name -> (xn_api_fn) as integer */
 	xn_http_server *http;
+	xn_tls_ctx *tls;
 	struct route *routes;
 	size_t nroutes;
 };
@@ -89,9 +92,23 @@ int xn_api_listen(xn_api *api, xn_error **err)
 {
 	if (xn_http_listen_unix(api->http, api->host->socket_path, err) < 0)
 		return -1;
-	if (api->host->listen && xn_http_listen_tcp(api->http, api->host->listen, err) < 0)
-		return -1;
-	return 0;
+	xn_host *h = api->host;
+	if (!h->listen)
+		return 0;
+	if (h->listen_plain) {
+		/* Plain HTTP only where nobody else can listen in. */
+		if (!xn_str_has_prefix(h->listen, "127.") && !xn_str_has_prefix(h->listen, "[::1]"))
+			return xn_fail_internal(err, "plain HTTP is only allowed on loopback, not '%s'",
+						h->listen);
+	} else {
+		XN_AUTOFREE char *pem = xn_asprintf("%s/xapi-ssl.pem", h->data_dir);
+		char cn[256] = "xenia";
+		gethostname(cn, sizeof(cn) - 1);
+		api->tls = xn_tls_ctx_new(pem, cn, err);
+		if (!api->tls)
+			return -1;
+	}
+	return xn_http_listen_tcp(api->http, h->listen, api->tls, err);
 }
 
 void xn_api_stop(xn_api *api)

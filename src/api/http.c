@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/tls.h"
 #include "util/log.h"
 
 struct conn;
@@ -26,6 +27,7 @@ struct xn_http_server {
 	void *ud;
 	uv_pipe_t *unix_srv;
 	uv_tcp_t *tcp_srv;
+	xn_tls_ctx *tls;    /* TLS on TCP connections, unless NULL */
 	struct conn *conns; /* doubly linked */
 };
 
@@ -63,6 +65,7 @@ struct conn {
 	bool local;
 	bool closing;
 	xn_http_tunnel *tunnel;
+	xn_tls *tls;          /* NULL: plain */
 };
 
 static void conn_close(struct conn *c);
@@ -306,7 +309,27 @@ static void on_written(uv_write_t *w, int status)
 	(void)status;
 }
 
+static int raw_write(struct conn *c, char *data, size_t len, bool close_after);
+
+/* Plaintext out: through TLS when the connection has it. */
 static int conn_write(struct conn *c, char *data, size_t len, bool close_after)
+{
+	if (!c->tls || c->closing)
+		return raw_write(c, data, len, close_after);
+	int rc = xn_tls_write(c->tls, data, len);
+	free(data);
+	xn_buf out = {0};
+	xn_tls_pending(c->tls, &out);
+	if (rc < 0) {
+		xn_buf_reset(&out);
+		conn_close(c);
+		return -1;
+	}
+	size_t n = out.len;
+	return raw_write(c, out.data ? xn_buf_steal(&out) : xn_strdup(""), n, close_after);
+}
+
+static int raw_write(struct conn *c, char *data, size_t len, bool close_after)
 {
 	if (c->closing) {
 		free(data);
@@ -385,6 +408,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void on_plain(struct conn *c, ssize_t n, const uv_buf_t *buf);
 
 /* Parse what is buffered; hand a complete request to the handler. */
 static void conn_process(struct conn *c)
@@ -416,6 +440,36 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		conn_close(c);
 		return;
 	}
+	if (c->tls) {
+		/* Decrypt; answer the handshake; continue with plaintext. */
+		xn_buf plain = {0}, out = {0};
+		int rc = xn_tls_feed(c->tls, buf->base, (size_t)n, &plain);
+		free(buf->base);
+		xn_tls_pending(c->tls, &out);
+		if (out.len) {
+			size_t len = out.len;
+			raw_write(c, xn_buf_steal(&out), len, false);
+		}
+		if (rc < 0) {
+			xn_buf_reset(&plain);
+			conn_close(c);
+			return;
+		}
+		uv_buf_t pb = uv_buf_init(plain.data ? plain.data : xn_strdup(""), (unsigned)plain.len);
+		if (plain.len == 0) {
+			free(pb.base);
+			return;
+		}
+		plain.data = NULL;
+		on_plain(c, (ssize_t)pb.len, &pb);
+		return;
+	}
+	on_plain(c, n, buf);
+}
+
+/* Plaintext in (buf->base is taken over). */
+static void on_plain(struct conn *c, ssize_t n, const uv_buf_t *buf)
+{
 	if (c->tunnel) {
 		if (n > 0 && c->tunnel->cb.data)
 			c->tunnel->cb.data(c->tunnel->cb.ud, buf->base, (size_t)n);
@@ -438,6 +492,7 @@ static void on_closed(uv_handle_t *h)
 	xn_buf_reset(&c->hfield);
 	xn_buf_reset(&c->hvalue);
 	req_free(c->cur);
+	xn_tls_free(c->tls);
 	free(c);
 }
 
@@ -487,8 +542,11 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)&c->h.stream, (uv_close_cb)free);
 		return;
 	}
-	if (!c->local)
+	if (!c->local) {
 		uv_tcp_nodelay(&c->h.tcp, 1);
+		if (s->tls)
+			c->tls = xn_tls_new(s->tls);
+	}
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
 	c->next = s->conns;
@@ -577,8 +635,10 @@ int xn_http_listen_unix(xn_http_server *s, const char *path, xn_error **err)
 	return 0;
 }
 
-int xn_http_listen_tcp(xn_http_server *s, const char *addr_port, xn_error **err)
+int xn_http_listen_tcp(xn_http_server *s, const char *addr_port, xn_tls_ctx *tls,
+			xn_error **err)
 {
+	s->tls = tls;
 	XN_AUTOFREE char *host = xn_strdup(addr_port);
 	char *colon = strrchr(host, ':');
 	if (!colon)

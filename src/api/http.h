@@ -26,8 +26,11 @@ xn_http_server *xn_http_server_new(uv_loop_t *loop, xn_http_handler fn, void *ud
 /* Listen on a Unix socket (replacing a stale socket file). Callers
  * there count as local (root). */
 int xn_http_listen_unix(xn_http_server *s, const char *path, xn_error **err);
-/* Listen on "ADDR:PORT" (IPv4 or [IPv6]). */
-int xn_http_listen_tcp(xn_http_server *s, const char *addr_port, xn_error **err);
+/* Listen on "ADDR:PORT" (IPv4 or [IPv6]); with TLS unless tls is NULL
+ * (the server does not take ownership of tls). */
+struct xn_tls_ctx;
+int xn_http_listen_tcp(xn_http_server *s, const char *addr_port, struct xn_tls_ctx *tls,
+		       xn_error **err);
 /* Stop listening and close every connection. */
 void xn_http_server_close(xn_http_server *s);
 

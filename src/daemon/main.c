@@ -1,6 +1,6 @@
 /* main.c: xeniad, the host daemon.
  *
- *   xeniad --data-dir DIR --socket PATH [--listen ADDR:PORT]
+ *   xeniad --data-dir DIR --socket PATH [--listen ADDR:PORT [--plain-http]]
  *          [--images DIR] [--shutdown-timeout SECONDS] [--debug]
  *
  * Opens the object store, creates or refreshes this host's records,
@@ -24,8 +24,10 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: xeniad --data-dir DIR --socket PATH [--listen ADDR:PORT]\n"
-	      "              [--images DIR] [--shutdown-timeout SECONDS] [--debug]\n", f);
+	fputs("usage: xeniad --data-dir DIR --socket PATH [--listen ADDR:PORT [--plain-http]]\n"
+	      "              [--images DIR] [--shutdown-timeout SECONDS] [--debug]\n"
+	      "  --listen serves HTTPS (certificate DATA/xapi-ssl.pem, self-signed on first\n"
+	      "  start); --plain-http serves HTTP instead, on a loopback address only.\n", f);
 }
 
 static char *absolute(const char *p)
@@ -70,6 +72,7 @@ static int parse_args(int argc, char **argv)
 		{"socket", required_argument, NULL, 's'},
 		{"listen", required_argument, NULL, 'l'},
 		{"images", required_argument, NULL, 'i'},
+		{"plain-http", no_argument, NULL, 'P'},
 		{"shutdown-timeout", required_argument, NULL, 't'},
 		{"debug", no_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
@@ -82,6 +85,7 @@ static int parse_args(int argc, char **argv)
 		case 's': host.socket_path = absolute(optarg); break;
 		case 'l': host.listen = xn_strdup(optarg); break;
 		case 'i': host.images_dir = absolute(optarg); break;
+		case 'P': host.listen_plain = true; break;
 		case 't': host.clean_shutdown_timeout_ms = (unsigned)atoi(optarg) * 1000; break;
 		case 'D': xn_log_set_level(XN_LOG_DEBUG); break;
 		case 'h': usage(stdout); exit(0);

@@ -19,6 +19,7 @@ typedef struct xn_host {
 	char *images_dir;    /* where `make` put the built-in images */
 	char *socket_path;
 	char *listen;        /* ADDR:PORT or NULL */
+	bool listen_plain;   /* plain HTTP there (loopback only) instead of HTTPS */
 	const char *engine;  /* "kvm" or "tcg" */
 	char *qemu_binary;
 	char *host_ref, *pool_ref, *dom0_ref, *local_sr_ref;
