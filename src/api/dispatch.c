@@ -150,14 +150,11 @@ void xn_call_fail(xn_call *c, xn_error *err)
 
 void xn_call_fail_code(xn_call *c, const char *code, ...)
 {
-	XN_AUTOSTRV char **params = xn_strv_new();
+	xn_error *err = NULL;
 	va_list ap;
 	va_start(ap, code);
-	for (const char *p; (p = va_arg(ap, const char *));)
-		xn_strv_push(&params, p);
+	xn_fail_va(&err, code, ap);
 	va_end(ap);
-	xn_error *err = NULL;
-	xn_failv(&err, code, params);
 	xn_call_fail(c, err);
 }
 

@@ -30,15 +30,21 @@ int xn_failv(xn_error **err, const char *code, char *const *params)
 	return -1;
 }
 
-int xn_fail(xn_error **err, const char *code, ...)
+int xn_fail_va(xn_error **err, const char *code, va_list ap)
 {
 	XN_AUTOSTRV char **params = xn_strv_new();
-	va_list ap;
-	va_start(ap, code);
 	for (const char *p; (p = va_arg(ap, const char *));)
 		xn_strv_push(&params, p);
-	va_end(ap);
 	return xn_failv(err, code, params);
+}
+
+int xn_fail(xn_error **err, const char *code, ...)
+{
+	va_list ap;
+	va_start(ap, code);
+	xn_fail_va(err, code, ap);
+	va_end(ap);
+	return -1;
 }
 
 int xn_fail_internal(xn_error **err, const char *fmt, ...)

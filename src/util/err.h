@@ -20,6 +20,8 @@ typedef struct xn_error {
  * parameters, a NULL-terminated list of strings. Returns -1. */
 int xn_fail(xn_error **err, const char *code, ...) __attribute__((sentinel));
 int xn_failv(xn_error **err, const char *code, char *const *params);
+/* Same, with the parameters as a va_list of strings ended by NULL. */
+int xn_fail_va(xn_error **err, const char *code, va_list ap);
 
 /* INTERNAL_ERROR [message]. Returns -1. */
 int xn_fail_internal(xn_error **err, const char *fmt, ...) XN_PRINTF(2, 3);
