@@ -16,6 +16,10 @@
 # OUTDIR/.work and moved into place at the end, manifest.json last, so an
 # interrupted build never looks complete.
 set -euo pipefail
+# Stable tool output (apt-cache is parsed) and predictable file modes in the
+# guest image, whatever the caller's environment.
+export LC_ALL=C
+umask 022
 
 SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -48,10 +52,14 @@ if [[ ${FORCE:-0} != 1 ]] && up_to_date; then
     exit 0
 fi
 
+# Root is needed for the initramfs /dev/console node and for root-owned
+# files in the ext4 image (mke2fs -d copies the builder's uid/gid).
+[[ $EUID -eq 0 ]] || die "must run as root"
+
 # --- Configuration ---------------------------------------------------------
 KERNEL_META=linux-image-cloud-amd64
 KERNEL_ARGS="console=ttyS0 root=/dev/vda2 quiet"
-HOSTNAME=tiny
+GUEST_HOSTNAME=tiny
 
 # Kernel modules the guest needs, by module name.  Their dependencies are
 # added from modules.dep; any that the kernel has built in are skipped.
@@ -62,7 +70,9 @@ HOSTNAME=tiny
 #   virtio_console  virtio serial / console channels
 #   button          ACPI power button -> "Power Button" input device
 #   evdev           /dev/input/event*, which acpid reads
-WANTED_MODULES=(virtio_pci virtio_blk ext4 virtio_net virtio_console button evdev)
+#   pvpanic_mmio    tells QEMU when the kernel panics (GUEST_PANICKED), so the
+#                   host applies actions-after-crash
+WANTED_MODULES=(virtio_pci virtio_blk ext4 virtio_net virtio_console button evdev pvpanic_mmio)
 
 # Disk layout, in 512-byte sectors: 1 GiB MBR disk, partition 1 = 24 MiB
 # FAT16 boot partition (syslinux + kernel + initrd) starting at 1 MiB,
@@ -96,14 +106,12 @@ BUSYBOX=$(dpkg -L busybox-static 2>/dev/null | grep -m1 '/bin/busybox$' || true)
 # --- 1. Kernel ---------------------------------------------------------------
 # Resolve the metapackage to the versioned image package it depends on, and
 # fetch that exact version into the cache (never installed on the host).
-# Without usable apt lists, fall back to whatever the cache already holds.
-kpkg=$(apt-cache depends "$KERNEL_META" 2>/dev/null |
-       sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1 || true)
-kver=
-if [[ -n $kpkg ]]; then
-    kver=$(apt-cache show --no-all-versions "$kpkg" 2>/dev/null |
-           sed -n 's/^Version: //p' | head -n1 || true)
-fi
+# The candidate's "Depends: linux-image-6.1.0-NN-cloud-amd64 (= VERSION)"
+# gives both in one apt-cache call (each call costs ~1 s here).  Without
+# usable apt lists, fall back to whatever the cache already holds.
+read -r kpkg kver < <(apt-cache show --no-all-versions "$KERNEL_META" 2>/dev/null |
+    sed -n 's/^Depends: .*\(linux-image-[0-9][^ ,]*\) (= \([^)]*\)).*/\1 \2/p' |
+    head -n1) || true
 if [[ -n $kpkg && -n $kver ]]; then
     kdeb=$CACHE/${kpkg}_${kver//:/%3a}_amd64.deb
     if [[ ! -f $kdeb ]]; then
@@ -118,6 +126,7 @@ if [[ -n $kpkg && -n $kver ]]; then
         mv "$kdeb.part" "$kdeb"
     fi
 else
+    # shellcheck disable=SC2012  # newest first; names are plain package names
     kdeb=$(ls -t "$CACHE"/linux-image-*-cloud-amd64_*.deb 2>/dev/null | head -n1 || true)
     [[ -n $kdeb ]] || die "cannot resolve $KERNEL_META (run apt-get update)"
     log "apt lists unusable; using cached $(basename "$kdeb")"
@@ -143,6 +152,7 @@ add_module_path() {         # $1: path as written in modules.dep
     local path=$1 dep
     [[ -n ${mod_seen[$path]:-} ]] && return 0
     mod_seen[$path]=1
+    # shellcheck disable=SC2013  # one line of space-separated paths
     for dep in $(sed -n "s|^${path}: *||p" "$KMOD/modules.dep"); do
         add_module_path "$dep"
     done
@@ -168,9 +178,10 @@ install_busybox() {         # $1: root directory
     mkdir -p "$root/bin"
     cp "$BUSYBOX" "$root/bin/busybox"
     for applet in $("$BUSYBOX" --list-full); do
-        [[ $applet == bin/busybox ]] && continue
+        # Skip busybox itself and linuxrc (the old initrd entry point).
+        [[ $applet == bin/busybox || $applet == linuxrc ]] && continue
         # Relative link, e.g. usr/bin/awk -> ../../bin/busybox: one "../"
-        # per directory level (none for top-level entries such as linuxrc).
+        # per directory level.
         up=
         if [[ $applet == */* ]]; then
             dir=${applet%/*}
@@ -208,14 +219,16 @@ mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 
 # Drivers, dependencies first (the order was fixed at build time).
-kdir=/lib/modules/$(cat /etc/kernel-release)
+read -r release </etc/kernel-release
+kdir=/lib/modules/$release
 while read -r m; do
     insmod "$kdir/$m" || echo "initrd: warning: insmod $m failed"
 done <"$kdir/load-order"
 
 # Kernel command line: root=DEV|LABEL=..|UUID=.., rootdelay=SECONDS, init=PATH.
 root=/dev/vda2 rootdelay=5 init=/sbin/init
-for arg in $(cat /proc/cmdline); do
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
     case $arg in
         root=*)      root=${arg#root=} ;;
         rootdelay=*) rootdelay=${arg#rootdelay=} ;;
@@ -246,7 +259,9 @@ until mount_root; do
     echo "initrd: *** cannot mount root file system '$root' ***"
     echo "initrd: block devices: $(cd /sys/class/block && echo *)"
     echo "initrd: dropping to a rescue shell; exit it to retry."
-    cttyhack sh
+    # setsid: new session (our child is no group leader, so no extra fork);
+    # cttyhack: make the console its controlling tty, for job control and ^C.
+    setsid cttyhack sh
 done
 
 # Hand the kernel file systems over to the real root, then replace
@@ -258,7 +273,8 @@ exec switch_root /newroot "$init"
 EOF
 chmod 755 "$IRD/init"
 
-# Sorted, timestamp-free archive so identical inputs give identical bytes.
+# newc archive in sorted order with root ownership; gzip -n leaves the
+# file name and time out of the gzip header.
 (cd "$IRD" && find . -mindepth 1 | LC_ALL=C sort |
     cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -9 -n >"$WORK/initrd.img"
 
@@ -267,7 +283,6 @@ log "building root file system"
 ROOT=$WORK/rootfs
 install_busybox "$ROOT"
 mkdir -p "$ROOT"/{dev,proc,sys,tmp,run,root,mnt,var/log,etc/init.d,etc/acpi/PWRF}
-mkdir -p "$ROOT/usr/share/udhcpc"
 chmod 1777 "$ROOT/tmp"
 chmod 700 "$ROOT/root"
 ln -s ../run "$ROOT/var/run"
@@ -288,25 +303,28 @@ EOF
 cat >"$ROOT/etc/init.d/rcS" <<'EOF'
 #!/bin/sh
 # System initialisation, run once by init (::sysinit).
+# Every fork+exec costs ~10 ms under TCG, so shell builtins are preferred.
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin
 
-# Mount $2 ($1 type, $3 options) unless something is mounted there already
-# (the initramfs hands over /proc, /sys and /dev).
-mnt() {
-    grep -q "^[^ ]* $2 " /proc/mounts 2>/dev/null && return 0
-    mkdir -p "$2"
+# The initramfs hands over /proc, /sys and /dev already mounted; mount
+# whatever is missing (e.g. when booted without it).
+mounted=" "
+while read -r _ mp _; do mounted="$mounted$mp "; done </proc/mounts
+mnt() {         # TYPE DIR OPTIONS
+    case $mounted in *" $2 "*) return 0 ;; esac
     mount -t "$1" -o "$3" "$1" "$2"
 }
 mnt proc     /proc    nosuid,nodev,noexec
 mnt sysfs    /sys     nosuid,nodev,noexec
 mnt devtmpfs /dev     nosuid,mode=0755
+mkdir -p /dev/pts /dev/shm
 mnt devpts   /dev/pts nosuid,noexec,gid=5,mode=0620,ptmxmode=0666
 mnt tmpfs    /dev/shm nosuid,nodev,mode=1777
 mnt tmpfs    /tmp     nosuid,nodev,mode=1777
 mnt tmpfs    /run     nosuid,nodev,mode=0755
 mount -o remount,rw /
 
-hostname -F /etc/hostname
+read -r hostname </etc/hostname && echo "$hostname" >/proc/sys/kernel/hostname
 ip link set lo up
 
 # Power button -> clean poweroff.  busybox acpid reads the evdev nodes that
@@ -333,8 +351,12 @@ export PS1='root@tiny:\w# '
 umask 022
 EOF
 
-# Minimal udhcpc hook so `udhcpc -i eth0` configures a virtio NIC.
-cat >"$ROOT/usr/share/udhcpc/default.script" <<'EOF'
+# Minimal udhcpc hook so `udhcpc -i eth0` configures a virtio NIC.  Its
+# path is compiled into busybox (Debian: /etc/udhcpc/default.script).
+UDHCPC_SCRIPT=$(grep -a -o -m1 '/[a-z/]*udhcpc/default\.script' "$BUSYBOX" || true)
+UDHCPC_SCRIPT=${UDHCPC_SCRIPT:-/usr/share/udhcpc/default.script}
+mkdir -p "$ROOT/${UDHCPC_SCRIPT%/*}"
+cat >"$ROOT/$UDHCPC_SCRIPT" <<'EOF'
 #!/bin/sh
 # udhcpc event hook: apply the lease to $interface.
 case $1 in
@@ -353,10 +375,10 @@ case $1 in
 esac
 exit 0
 EOF
-chmod 755 "$ROOT/usr/share/udhcpc/default.script"
+chmod 755 "$ROOT/$UDHCPC_SCRIPT"
 
-echo "$HOSTNAME" >"$ROOT/etc/hostname"
-printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\t\tlocalhost\n' "$HOSTNAME" >"$ROOT/etc/hosts"
+echo "$GUEST_HOSTNAME" >"$ROOT/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\t\tlocalhost\n' "$GUEST_HOSTNAME" >"$ROOT/etc/hosts"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$ROOT/etc/passwd"
 printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' >"$ROOT/etc/group"
 printf '/dev/root\t/\text4\trw\t0 1\n' >"$ROOT/etc/fstab"
@@ -388,8 +410,10 @@ dd if="$SYSLINUX_MBR" of="$RAW" bs=440 count=1 conv=notrunc status=none
 
 # Partition 1.  -h: hidden sectors = partition start, which the syslinux
 # boot sector uses to locate ldlinux.sys on the disk.
+# (mkfs.fat warns that the file is larger than the file system: expected.)
 mkfs.fat -F 16 -n TINYBOOT -h $P1_START --offset $P1_START \
-    "$RAW" $((P1_SECTORS * SECTOR / 1024)) >/dev/null
+    "$RAW" $((P1_SECTORS * SECTOR / 1024)) 2>&1 >/dev/null |
+    { grep -v 'block count mismatch' >&2 || true; }
 cat >"$WORK/syslinux.cfg" <<EOF
 # Boot straight into Tiny Linux; output on the first serial port as well as
 # on the video console.
@@ -411,7 +435,8 @@ syslinux --install --offset $((P1_START * SECTOR)) "$RAW"
 # Partition 2: ext4 populated from the tree.  Inode tables and journal are
 # zeroed now (not lazily by the guest kernel at first mount, which would
 # cost guest CPU and grow overlays); on a sparse file this stays cheap.
-# nodiscard: never punch holes outside our offset.
+# nodiscard: the image is sparse already; don't let mke2fs discard
+# (hole-punch) ranges of a file that holds more than this file system.
 mke2fs -q -F -t ext4 -L tiny-root -d "$ROOT" \
     -E offset=$((P2_START * SECTOR)),nodiscard,lazy_itable_init=0,lazy_journal_init=0 \
     "$RAW" $((P2_SECTORS * SECTOR / 1024))k

@@ -2,6 +2,7 @@
 """Boot the Tiny Linux image under QEMU (TCG) and check it end to end.
 
 usage: smoke-test.py OUTDIR [--mode direct|bios] [--runs N] [--reboot]
+                     [--log FILE]
 
 Each run boots a fresh qcow2 overlay of OUTDIR/disk.qcow2, either with
 -kernel/-initrd/-append ("direct") or from the disk via SeaBIOS + syslinux
@@ -29,9 +30,10 @@ PROMPT = b"root@tiny:/# "
 class Serial:
     """Line-agnostic reader over QEMU's serial chardev socket."""
 
-    def __init__(self, path, deadline):
+    def __init__(self, path, deadline, log=None):
         self.sock = connect(path, deadline)
         self.buf = b""
+        self.log = log
 
     def expect(self, needle, timeout):
         """Wait until `needle` appears after what was consumed so far."""
@@ -49,6 +51,9 @@ class Serial:
             if not data:
                 raise EOFError(f"serial closed; last output: {self.buf[-400:]!r}")
             self.buf += data
+            if self.log:
+                self.log.write(data)
+                self.log.flush()
         self.buf = self.buf[self.buf.index(needle) + len(needle):]
 
     def send(self, line):
@@ -87,7 +92,7 @@ def qmp(path, deadline):
     return run
 
 
-def boot_once(outdir, mode, tmp, do_reboot):
+def boot_once(outdir, mode, tmp, do_reboot, log):
     ser_path, qmp_path = f"{tmp}/ser.sock", f"{tmp}/qmp.sock"
     overlay = f"{tmp}/overlay.qcow2"
     for p in (ser_path, qmp_path, overlay):
@@ -122,7 +127,7 @@ def boot_once(outdir, mode, tmp, do_reboot):
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     try:
-        ser = Serial(ser_path, t0 + 10)
+        ser = Serial(ser_path, t0 + 10, log)
         ser.expect(PROMPT, 60)
         result["boot"] = time.monotonic() - t0
 
@@ -134,17 +139,25 @@ def boot_once(outdir, mode, tmp, do_reboot):
         if do_reboot:
             t1 = time.monotonic()
             ser.send("reboot")
+            # The shell prints a new prompt at once (reboot only signals
+            # init); wait for the kernel's last words, then the new prompt.
+            ser.expect(b"reboot: Restarting system", 30)
             ser.expect(PROMPT, 60)
             result["reboot"] = time.monotonic() - t1
             ser.send("echo up-$((1+1))")
             ser.expect(b"\nup-2", 10)
 
-        # Clean ACPI shutdown: the guest must power itself off.
+        # Clean ACPI shutdown: the guest must power itself off.  Keep
+        # draining the serial line meanwhile (into the log, if any).
         run = qmp(qmp_path, time.monotonic() + 5)
         t2 = time.monotonic()
         reply = run("system_powerdown")
         assert "return" in reply, reply
-        rc = proc.wait(timeout=30)
+        try:
+            ser.expect(b"\0never\0", 30)
+        except EOFError:
+            pass  # QEMU exited and closed the serial socket
+        rc = proc.wait(timeout=5)
         result["powerdown"] = time.monotonic() - t2
         assert rc == 0, f"qemu exited {rc}"
         return result
@@ -161,12 +174,14 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--reboot", action="store_true",
                     help="also reboot from the guest shell")
+    ap.add_argument("--log", help="append all serial output to this file")
     args = ap.parse_args()
 
     boots = []
+    log = open(args.log, "ab") if args.log else None
     with tempfile.TemporaryDirectory(prefix="tiny-smoke-") as tmp:
         for i in range(args.runs):
-            r = boot_once(args.outdir, args.mode, tmp, args.reboot)
+            r = boot_once(args.outdir, args.mode, tmp, args.reboot, log)
             boots.append(r["boot"])
             extra = f" reboot {r['reboot']:.2f}s" if "reboot" in r else ""
             print(f"{args.mode} run {i + 1}: prompt {r['boot']:.2f}s, "

@@ -329,13 +329,17 @@ static void push_control(char ***argv, const xn_qemu_input *in)
 	xn_strv_push(argv, "chardev:serial0");
 }
 
-/* Guest reboot / crash behaviour. Power-off makes QEMU exit (default). */
+/* Guest reboot / crash behaviour. Power-off makes QEMU exit (default),
+ * and so does a guest reboot: as on Xen, the daemon then applies
+ * actions_after_reboot and starts a fresh QEMU, which picks up changed
+ * settings, and boots faster under TCG than a reset in place (the reset
+ * guest runs into stale translated code: 3-10 s instead of 0.8 s to the
+ * kernel, measured on the test machine). */
 static void push_actions(char ***argv, const xn_qemu_input *in)
 {
-	if (xn_streq(rec_str(in->vm, "actions_after_reboot"), "destroy")) {
-		xn_strv_push(argv, "-action");
-		xn_strv_push(argv, "reboot=shutdown");
-	}
+	(void)in;
+	xn_strv_push(argv, "-action");
+	xn_strv_push(argv, "reboot=shutdown");
 	/* A panic pauses the guest; the daemon sees GUEST_PANICKED and applies
 	 * actions_after_crash. */
 	xn_strv_push(argv, "-action");

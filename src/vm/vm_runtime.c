@@ -493,8 +493,9 @@ static void restarted(void *ud, xn_error *err)
 	free(r);
 }
 
-/* Restart a VM unless it keeps dying: at most 5 restarts a minute. */
-static void auto_restart(xn_host *h, const char *ref)
+/* Restart a VM unless it keeps dying: at most 5 restarts a minute
+ * after crashes (reboots the guest asks for are not limited). */
+static void auto_restart(xn_host *h, const char *ref, bool crashed)
 {
 	static struct {
 		char ref[64];
@@ -516,7 +517,7 @@ static void auto_restart(xn_host *h, const char *ref)
 		hist[slot].since = now;
 		hist[slot].n = 0;
 	}
-	if (++hist[slot].n > 5) {
+	if (crashed && ++hist[slot].n > 5) {
 		xn_warn("vm %s: restarted too often; leaving it halted", ref);
 		return;
 	}
@@ -530,7 +531,7 @@ static void after_exit_policy(struct dom *d)
 {
 	if (d->restart_after) {
 		if (d->gone)
-			auto_restart(d->h, d->ref);
+			auto_restart(d->h, d->ref, true);
 		return;
 	}
 	if (d->expected)
@@ -554,7 +555,7 @@ static void after_exit_policy(struct dom *d)
 		return;
 	}
 	if (strstr(action, "restart"))
-		auto_restart(h, d->ref);
+		auto_restart(h, d->ref, strcmp(field, "actions_after_crash") == 0);
 }
 
 /* ---- daemon start and stop ------------------------------------------- */
