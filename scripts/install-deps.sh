@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential pkg-config libuv1-dev libsqlite3-dev libjansson-dev
-      libhttp-parser-dev libcurl4-openssl-dev libssl-dev libcrypt-dev
+      libhttp-parser-dev libcurl4-openssl-dev libssl-dev libcrypt-dev libxml2-dev
       qemu-system-x86 qemu-utils)
 mapfile -t image_pkgs < <(grep -v '^\s*#' images/tiny-linux/packages.txt | grep -v '^\s*$')
 pkgs+=("${image_pkgs[@]}")

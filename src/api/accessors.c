@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/uuid.h"
+#include "vm/vm.h"
 
 /* Explicit setters whose behaviour is exactly the generic one; any other
  * explicit setter needs its own handler (it validates more). */
@@ -72,8 +73,15 @@ static bool role_allows(xn_call *c, int needed)
 	return false;
 }
 
+static const xn_type *typeof_f(const char *fmt, const char *cls)
+{
+	XN_AUTOFREE char *s = xn_asprintf(fmt, cls, cls);
+	return xn_type_parse(s);
+}
+
 static void do_get_field(xn_call *c, const xn_class *cls, const xn_field *f)
 {
+	c->result_type = f->type;
 	if (!want_args(c, 1))
 		return;
 	json_t *rec = self_record(c, cls);
@@ -101,6 +109,13 @@ static json_t *field_value(xn_call *c, const xn_field *f, json_t *v)
 
 static void commit_and_return(xn_call *c, xn_changes *cs)
 {
+	/* A VM's allowed_operations follow fields a client may write
+	 * (is_a_template, blocked_operations): recompute them. */
+	const char *ref = xn_call_arg_str(c, 0);
+	const xn_class *cls = xn_db_class_of(c->host->db, ref);
+	json_t *rec = cls && strcmp(cls->name, "VM") == 0 ? xn_changes_edit(cs, ref) : NULL;
+	if (rec)
+		json_object_set_new(rec, "allowed_operations", xn_vm_allowed_ops(rec));
 	xn_error *err = NULL;
 	if (xn_db_commit(c->host->db, cs, &err) < 0)
 		xn_call_fail(c, err);
@@ -179,6 +194,7 @@ static void do_get_all(xn_call *c, const xn_class *cls, bool records)
 	if (!want_args(c, 0))
 		return;
 	json_t *all = xn_db_all(c->host->db, cls);
+	c->result_type = typeof_f(records ? "(%s ref -> %s record) map" : "%s ref set", cls->name);
 	if (records) {
 		xn_call_return(c, json_incref(all));
 		return;
@@ -195,6 +211,7 @@ static void do_by_uuid(xn_call *c, const xn_class *cls)
 	if (!want_args(c, 1))
 		return;
 	const char *uuid = xn_call_arg_str(c, 0);
+	c->result_type = typeof_f("%s ref", cls->name);
 	const char *ref = xn_db_ref_by_uuid(c->host->db, cls, uuid);
 	if (!ref)
 		xn_call_fail_code(c, "UUID_INVALID", cls->name, uuid, NULL);
@@ -207,6 +224,7 @@ static void do_by_name(xn_call *c, const xn_class *cls)
 	if (!want_args(c, 1))
 		return;
 	const char *label = xn_call_arg_str(c, 0);
+	c->result_type = typeof_f("%s ref set", cls->name);
 	json_t *refs = json_array();
 	const char *k;
 	json_t *v;
@@ -307,6 +325,7 @@ bool xn_accessor_call(xn_call *c, const xn_class *cls, const char *verb)
 	if (cls->flags & (XN_CLS_RECORD_ONLY | XN_CLS_INTERNAL))
 		return false;
 	if (strcmp(verb, "get_record") == 0) {
+		c->result_type = typeof_f("%s record", cls->name);
 		if (role_allows(c, XN_ROLE_READ_ONLY) && want_args(c, 1)) {
 			json_t *rec = self_record(c, cls);
 			if (rec)

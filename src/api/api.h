@@ -24,7 +24,10 @@
 typedef struct xn_api xn_api;
 typedef struct xn_call xn_call;
 
-typedef void (*xn_call_done)(void *ud, json_t *result, const xn_error *err);
+/* result and its declared type (for encoders that need types, such as
+ * XML-RPC's; NULL when unknown), or err. */
+typedef void (*xn_call_done)(void *ud, json_t *result, const xn_type *type,
+			     const xn_error *err);
 
 struct xn_call {
 	xn_host *host;
@@ -35,6 +38,7 @@ struct xn_call {
 	int role;                /* the caller's role */
 	bool local;              /* came over the Unix socket */
 	char *task;              /* task the operation runs under, if any */
+	const xn_type *result_type; /* what the call returns */
 	xn_call_done done;
 	void *done_ud;
 };
@@ -88,5 +92,14 @@ bool xn_accessor_call(xn_call *c, const xn_class *cls, const char *verb);
 
 /* JSON-RPC over HTTP (jsonrpc.c). */
 void xn_jsonrpc_handle(void *api, xn_http_req *req);
+/* XML-RPC over HTTP (xmlrpc.c): POST / and anything under it that no
+ * longer route claims (/RPC2, /xmlrpc), as xapi does. */
+void xn_xmlrpc_handle(void *api, xn_http_req *req);
+/* The XML-RPC encoding of a value of type t (t may be NULL), as xapi
+ * writes it; appended to out. Used for responses and task results. */
+void xn_xmlrpc_value(xn_buf *out, json_t *v, const xn_type *t);
+
+/* Every method name the API serves (system.listMethods). */
+json_t *xn_api_list_methods(xn_api *api);
 
 #endif

@@ -35,6 +35,7 @@ xn_api *xn_api_new(xn_host *h)
 	api->http = xn_http_server_new(h->loop, http_dispatch, api);
 	xn_api_register(api, xn_session_methods);
 	xn_api_route(api, "POST", "/jsonrpc", xn_jsonrpc_handle, api);
+	xn_api_route(api, "POST", "/", xn_xmlrpc_handle, api);
 	return api;
 }
 
@@ -132,7 +133,7 @@ void xn_call_return(xn_call *c, json_t *result)
 {
 	if (!result)
 		result = json_string("");
-	c->done(c->done_ud, result, NULL);
+	c->done(c->done_ud, result, c->result_type, NULL);
 	json_decref(result);
 	call_free(c);
 }
@@ -143,7 +144,7 @@ void xn_call_fail(xn_call *c, xn_error *err)
 		xn_fail_internal(&err, "%s failed without an error", c->method);
 	if (strcmp(err->code, "INTERNAL_ERROR") == 0)
 		xn_warn("api: %s: %s", c->method, err->message);
-	c->done(c->done_ud, NULL, err);
+	c->done(c->done_ud, NULL, NULL, err);
 	xn_error_free(err);
 	call_free(c);
 }
@@ -257,6 +258,11 @@ void xn_api_call(xn_api *api, const char *method, json_t *params, bool local,
 	c->done_ud = ud;
 	c->role = XN_ROLE_NONE;
 	xn_error *err = NULL;
+	if (strcmp(method, "system.listMethods") == 0) {
+		c->result_type = xn_type_parse("string set");
+		xn_call_return(c, xn_api_list_methods(api));
+		return;
+	}
 	const char *verb = NULL;
 	const xn_class *cls = method_class(method, &verb);
 	if (!cls) {
@@ -264,6 +270,8 @@ void xn_api_call(xn_api *api, const char *method, json_t *params, bool local,
 		return;
 	}
 	c->msg = xn_class_message(cls, verb);
+	if (c->msg)
+		c->result_type = c->msg->result;
 	xn_api_fn fn = handler_of(api, method);
 	bool needs_session = !c->msg || !(c->msg->flags & XN_MSG_NO_SESSION);
 	json_t *rest = json_array();
@@ -306,4 +314,36 @@ void xn_api_call(xn_api *api, const char *method, json_t *params, bool local,
 	if (!xn_accessor_call(c, cls, verb))
 		xn_call_fail_code(c, c->msg ? "NOT_IMPLEMENTED" : "MESSAGE_METHOD_UNKNOWN", method,
 				  NULL);
+}
+
+/* Accessor verbs every stored class answers, and per-field ones. */
+json_t *xn_api_list_methods(xn_api *api)
+{
+	json_t *names = json_array();
+	const char *k;
+	json_t *v;
+	json_object_foreach(api->handlers, k, v) json_array_append_new(names, json_string(k));
+	static const char *verbs[] = {"get_record", "get_all", "get_all_records",
+				      "get_by_uuid", NULL};
+	for (size_t i = 0; i < xn_model_nclasses(); i++) {
+		const xn_class *c = xn_model_class_at(i);
+		if (c->flags & (XN_CLS_INTERNAL | XN_CLS_RECORD_ONLY))
+			continue;
+		for (size_t j = 0; verbs[j]; j++)
+			json_array_append_new(names, json_sprintf("%s.%s", c->name, verbs[j]));
+		if (c->name_label)
+			json_array_append_new(names, json_sprintf("%s.get_by_name_label", c->name));
+		for (size_t j = 0; j < c->nfields; j++) {
+			const xn_field *f = &c->fields[j];
+			json_array_append_new(names, json_sprintf("%s.get_%s", c->name, f->name));
+			if (f->qualifier != XN_RW)
+				continue;
+			json_array_append_new(names, json_sprintf("%s.set_%s", c->name, f->name));
+			if (f->type->kind == XN_T_MAP) {
+				json_array_append_new(names, json_sprintf("%s.add_to_%s", c->name, f->name));
+				json_array_append_new(names, json_sprintf("%s.remove_from_%s", c->name, f->name));
+			}
+		}
+	}
+	return names;
 }

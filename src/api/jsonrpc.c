@@ -19,8 +19,9 @@ static void respond_json(xn_http_req *req, json_t *body)
 	free(text);
 }
 
-static void reply(void *ud, json_t *result, const xn_error *err)
+static void reply(void *ud, json_t *result, const xn_type *type, const xn_error *err)
 {
+	(void)type;
 	struct rpc *r = ud;
 	json_t *body = json_object();
 	if (r->v2)
