@@ -99,6 +99,9 @@ void xn_xmlrpc_handle(void *api, xn_http_req *req);
  * writes it; appended to out. Used for responses and task results. */
 void xn_xmlrpc_value(xn_buf *out, json_t *v, const xn_type *t);
 
+/* Events (event.c): start recording commits for event.from. */
+void xn_events_init(xn_api *api, xn_host *h);
+
 /* Every method name the API serves (system.listMethods). */
 json_t *xn_api_list_methods(xn_api *api);
 

@@ -123,6 +123,7 @@ static int start(xn_error **err)
 	if (!host.db)
 		return -1;
 	host.api = xn_api_new(&host);
+	xn_events_init(host.api, &host);
 	xn_vm_register(host.api);
 	xn_consoles_init(&host);
 	if (xn_host_init_records(&host, err) < 0 || xn_accounts_init(&host, err) < 0 ||
