@@ -66,6 +66,11 @@ void xn_api_stop(xn_api *api);
 void xn_api_call(xn_api *api, const char *method, json_t *params, bool local,
 		 xn_call_done done, void *ud);
 
+/* The same, under an existing task (Async. calls): operations record
+ * that task in current_operations instead of making their own. */
+void xn_api_call_task(xn_api *api, const char *method, json_t *params, bool local,
+		      const char *task, xn_call_done done, void *ud);
+
 /* Complete a call (result taken over; NULL means void). */
 void xn_call_return(xn_call *c, json_t *result);
 /* Fail a call (error taken over). */

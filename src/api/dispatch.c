@@ -247,8 +247,91 @@ static const xn_class *method_class(const char *method, const char **verb)
 	return c;
 }
 
+/* ---- Async. -------------------------------------------------------- *
+ * Async.<method> returns a task at once and runs the call under it; the
+ * task ends with the call: status, result as xapi's XML-RPC fragment
+ * (clients parse it that way whatever protocol they speak), error_info. */
+
+struct async {
+	xn_host *h;
+	char *task;
+};
+
+static void async_done(void *ud, json_t *result, const xn_type *type, const xn_error *err)
+{
+	struct async *a = ud;
+	xn_changes *cs = xn_changes_new(a->h->db);
+	json_t *t = xn_changes_edit(cs, a->task);
+	if (t) {
+		json_object_set_new(t, "status", json_string(err ? "failure" : "success"));
+		json_object_set_new(t, "finished", xn_datetime_now());
+		json_object_set_new(t, "progress", json_real(1.0));
+		if (err) {
+			json_t *info = json_pack("[s]", err->code);
+			for (size_t i = 0; err->params && err->params[i]; i++)
+				json_array_append_new(info, json_string(err->params[i]));
+			json_object_set_new(t, "error_info", info);
+		} else if (result && !(json_is_string(result) && !*json_string_value(result) &&
+				       (!type || type->kind == XN_T_VOID))) {
+			xn_buf b = {0};
+			xn_xmlrpc_value(&b, result, type);
+			json_object_set_new(t, "result", json_string(b.data ? b.data : ""));
+			xn_buf_reset(&b);
+		}
+	}
+	XN_AUTOERR xn_error *cerr = NULL;
+	if (xn_db_commit(a->h->db, cs, &cerr) < 0)
+		xn_warn("api: cannot finish task %s: %s", a->task, cerr->message);
+	free(a->task);
+	free(a);
+}
+
+static void run_async(xn_api *api, const char *method, json_t *params, bool local,
+		      xn_call_done done, void *ud)
+{
+	xn_error *err = NULL;
+	int role;
+	const char *sref = json_string_value(json_array_get(params, 0));
+	if (xn_session_check(api->host, sref, &role, &err) < 0) {
+		done(ud, NULL, NULL, err);
+		xn_error_free(err);
+		return;
+	}
+	xn_changes *cs = xn_changes_new(api->host->db);
+	XN_AUTOFREE char *label = xn_asprintf("Async.%s", method);
+	const char *task = xn_changes_add(
+		cs, xn_model_class("task"), NULL,
+		json_pack("{s:s,s:s,s:o,s:s,s:f}", "name_label", label, "status", "pending",
+			  "created", xn_datetime_now(), "resident_on", api->host->host_ref,
+			  "progress", 0.0));
+	struct async *a = xn_calloc(1, sizeof(*a));
+	a->h = api->host;
+	a->task = xn_strdup(task);
+	if (xn_db_commit(api->host->db, cs, &err) < 0) {
+		done(ud, NULL, NULL, err);
+		xn_error_free(err);
+		free(a->task);
+		free(a);
+		return;
+	}
+	json_t *ref = json_string(a->task);
+	done(ud, ref, xn_type_parse("task ref"), NULL);
+	json_decref(ref);
+	xn_api_call_task(api, method, params, local, a->task, async_done, a);
+}
+
 void xn_api_call(xn_api *api, const char *method, json_t *params, bool local,
 		 xn_call_done done, void *ud)
+{
+	if (xn_str_has_prefix(method, "Async.")) {
+		run_async(api, method + 6, params, local, done, ud);
+		return;
+	}
+	xn_api_call_task(api, method, params, local, NULL, done, ud);
+}
+
+void xn_api_call_task(xn_api *api, const char *method, json_t *params, bool local,
+		      const char *task, xn_call_done done, void *ud)
 {
 	xn_call *c = xn_calloc(1, sizeof(*c));
 	c->host = api->host;
@@ -257,6 +340,7 @@ void xn_api_call(xn_api *api, const char *method, json_t *params, bool local,
 	c->done = done;
 	c->done_ud = ud;
 	c->role = XN_ROLE_NONE;
+	c->task = xn_strdup(task);
 	xn_error *err = NULL;
 	if (strcmp(method, "system.listMethods") == 0) {
 		c->result_type = xn_type_parse("string set");

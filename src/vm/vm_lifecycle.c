@@ -27,6 +27,7 @@ struct op {
 	int fd;
 	char *state_path, *state_uuid;
 	bool paused;
+	bool own_task;      /* made by op_begin (not an Async. task) */
 	int polls;
 	uint64_t since;     /* when the operation started waiting */
 };
@@ -44,11 +45,14 @@ static struct op *op_begin(xn_call *c, const char *name)
 	}
 	xn_changes *cs = xn_changes_new(h->db);
 	XN_AUTOFREE char *label = xn_asprintf("VM.%s", name);
-	const char *task = xn_changes_add(
-		cs, xn_model_class("task"), NULL,
-		json_pack("{s:s,s:s,s:o,s:s,s:f}", "name_label", label, "status", "pending",
-			  "created", xn_datetime_now(), "resident_on", h->host_ref, "progress", 0.0));
+	const char *task = c->task;
+	if (!task)
+		task = xn_changes_add(cs, xn_model_class("task"), NULL,
+				      json_pack("{s:s,s:s,s:o,s:s,s:f}", "name_label", label,
+						"status", "pending", "created", xn_datetime_now(),
+						"resident_on", h->host_ref, "progress", 0.0));
 	struct op *o = xn_calloc(1, sizeof(*o));
+	o->own_task = !c->task;
 	o->call = c;
 	o->h = h;
 	o->vm = xn_strdup(vm);
@@ -65,7 +69,8 @@ static struct op *op_begin(xn_call *c, const char *name)
 		xn_call_fail(c, err);
 		return NULL;
 	}
-	c->task = xn_strdup(o->task);
+	if (!c->task)
+		c->task = xn_strdup(o->task);
 	return o;
 }
 
@@ -79,7 +84,7 @@ static void op_end(struct op *o, xn_error *err, json_t *result)
 		json_object_del(json_object_get(rec, "current_operations"), o->task);
 		xn_vm_refresh_allowed(cs, o->vm);
 	}
-	json_t *t = xn_changes_edit(cs, o->task);
+	json_t *t = o->own_task ? xn_changes_edit(cs, o->task) : NULL;
 	if (t) {
 		json_object_set_new(t, "status", json_string(err ? "failure" : "success"));
 		json_object_set_new(t, "finished", xn_datetime_now());

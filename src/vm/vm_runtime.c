@@ -352,12 +352,42 @@ static void incoming_status(void *ud, json_t *ret, const xn_error *err)
 	go(s);
 }
 
+static void reply_ignored(void *ud, json_t *ret, const xn_error *err)
+{
+	(void)ud;
+	(void)ret;
+	(void)err;
+}
+
+/* A re-attached QEMU of a VM recorded Running may have been left stopped
+ * by a suspend or pause the previous daemon did not finish (it died after
+ * stopping the guest, before recording anything): let the guest continue,
+ * as a failed suspend does. Other stops (a panic, an I/O error) stay. */
+static void reattach_status(void *ud, json_t *ret, const xn_error *err)
+{
+	struct dom *d = ud;
+	const char *st = json_string_value(json_object_get(ret, "status"));
+	if (err || !st || d->gone ||
+	    !xn_streq(xn_db_str(d->h->db, d->ref, "power_state"), "Running") ||
+	    (strcmp(st, "paused") != 0 && strcmp(st, "postmigrate") != 0 &&
+	     strcmp(st, "finish-migrate") != 0))
+		return;
+	xn_warn("vm %s: QEMU was left %s by an interrupted operation: continuing the guest",
+		d->uuid, st);
+	xn_dom_qmp(d, "migrate_cancel", NULL, reply_ignored, NULL);
+	xn_dom_qmp(d, "cont", NULL, reply_ignored, NULL);
+}
+
 static void on_qmp_ready(void *ud, const xn_error *err)
 {
 	struct dom *d = ud;
 	struct start *s = d->starting;
-	if (!s)
-		return; /* a re-attach; nothing waits */
+	if (!s) {
+		/* a re-attach; nothing waits */
+		if (!err)
+			xn_dom_qmp(d, "query-status", NULL, reattach_status, d);
+		return;
+	}
 	if (err) {
 		xn_error *e = NULL;
 		xn_fail_internal(&e, "cannot talk to QEMU: %s", err->message);
