@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "api/where.h"
 #include "util/uuid.h"
 #include "vm/vm.h"
 
@@ -206,6 +207,37 @@ static void do_get_all(xn_call *c, const xn_class *cls, bool records)
 	xn_call_return(c, refs);
 }
 
+static void do_where(xn_call *c, const xn_class *cls, bool records)
+{
+	c->result_type = typeof_f(records ? "(%s ref -> %s record) map" : "%s ref set", cls->name);
+	if (!want_args(c, 1))
+		return;
+	const char *expr = json_string_value(xn_call_arg(c, 0));
+	if (!expr) {
+		xn_call_fail_code(c, "FIELD_TYPE_ERROR", "expr", NULL);
+		return;
+	}
+	xn_error *err = NULL;
+	xn_where *w = xn_where_parse(expr, &err);
+	if (!w) {
+		xn_call_fail(c, err);
+		return;
+	}
+	json_t *out = records ? json_object() : json_array();
+	const char *k;
+	json_t *v;
+	json_object_foreach(xn_db_all(c->host->db, cls), k, v) {
+		if (!xn_where_match(w, v))
+			continue;
+		if (records)
+			json_object_set(out, k, v);
+		else
+			json_array_append_new(out, json_string(k));
+	}
+	xn_where_free(w);
+	xn_call_return(c, out);
+}
+
 static void do_by_uuid(xn_call *c, const xn_class *cls)
 {
 	if (!want_args(c, 1))
@@ -336,6 +368,11 @@ bool xn_accessor_call(xn_call *c, const xn_class *cls, const char *verb)
 	if (strcmp(verb, "get_all") == 0 || strcmp(verb, "get_all_records") == 0) {
 		if (role_allows(c, XN_ROLE_READ_ONLY))
 			do_get_all(c, cls, strcmp(verb, "get_all_records") == 0);
+		return true;
+	}
+	if (strcmp(verb, "get_all_records_where") == 0 || strcmp(verb, "get_all_where") == 0) {
+		if (role_allows(c, XN_ROLE_READ_ONLY))
+			do_where(c, cls, strcmp(verb, "get_all_records_where") == 0);
 		return true;
 	}
 	if (strcmp(verb, "get_by_uuid") == 0) {

@@ -408,7 +408,8 @@ json_t *xn_api_list_methods(xn_api *api)
 	json_t *v;
 	json_object_foreach(api->handlers, k, v) json_array_append_new(names, json_string(k));
 	static const char *verbs[] = {"get_record", "get_all", "get_all_records",
-				      "get_by_uuid", NULL};
+				      "get_all_records_where", "get_all_where", "get_by_uuid",
+				      NULL};
 	for (size_t i = 0; i < xn_model_nclasses(); i++) {
 		const xn_class *c = xn_model_class_at(i);
 		if (c->flags & (XN_CLS_INTERNAL | XN_CLS_RECORD_ONLY))
