@@ -89,6 +89,8 @@ int xn_api_session_role(xn_api *api, const char *session_ref);
 /* Sessions and users (session.c). */
 extern const xn_api_method xn_session_methods[];
 int xn_session_check(xn_host *h, const char *ref, int *role, xn_error **err);
+/* Start expiring idle sessions (host->session_timeout_ms, default 24 h). */
+void xn_sessions_init(xn_host *h);
 /* Create the root account on first start (password in DATA/root-password). */
 int xn_accounts_init(xn_host *h, xn_error **err);
 

@@ -66,10 +66,17 @@ struct conn {
 	bool closing;
 	xn_http_tunnel *tunnel;
 	xn_tls *tls;          /* NULL: plain */
+	uv_timer_t *idle;     /* closes connections that send nothing useful */
 };
+
+/* A client gets this long to send a whole request head and body; an idle
+ * keep-alive connection is closed after it too. Slow clients cannot tie
+ * connections up for ever. */
+#define XN_HTTP_IDLE_MS 60000
 
 static void conn_close(struct conn *c);
 static void conn_process(struct conn *c);
+static void idle_restart(struct conn *c);
 
 /* ---- requests ------------------------------------------------------- */
 
@@ -390,6 +397,7 @@ void xn_http_respond(xn_http_req *r, int status, const char *content_type, const
 		bool keep = r->keep_alive;
 		conn_write(c, xn_buf_steal(&b), n, !keep);
 		if (keep && !c->closing) {
+			idle_restart(c);
 			http_parser_pause(&c->parser, 0);
 			conn_process(c);
 		}
@@ -485,6 +493,19 @@ static void on_plain(struct conn *c, ssize_t n, const uv_buf_t *buf)
 	conn_process(c);
 }
 
+static void on_idle(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	if (!c->pending && !c->tunnel)
+		conn_close(c);
+}
+
+static void idle_restart(struct conn *c)
+{
+	if (c->idle && !c->closing)
+		uv_timer_start(c->idle, on_idle, XN_HTTP_IDLE_MS, 0);
+}
+
 static void on_closed(uv_handle_t *h)
 {
 	struct conn *c = h->data;
@@ -515,6 +536,10 @@ static void conn_close(struct conn *c)
 				t->cb.closed(t->cb.ud);
 		}
 		free(t);
+	}
+	if (c->idle) {
+		uv_close((uv_handle_t *)c->idle, (uv_close_cb)free);
+		c->idle = NULL;
 	}
 	if (c->prev)
 		c->prev->next = c->next;
@@ -553,6 +578,10 @@ static void on_connection(uv_stream_t *server, int status)
 	if (s->conns)
 		s->conns->prev = c;
 	s->conns = c;
+	c->idle = xn_calloc(1, sizeof(uv_timer_t));
+	uv_timer_init(s->loop, c->idle);
+	c->idle->data = c;
+	idle_restart(c);
 	uv_read_start(&c->h.stream, on_alloc, on_read);
 }
 

@@ -88,11 +88,55 @@ int xn_accounts_init(xn_host *h, xn_error **err)
 	return 0;
 }
 
+/* Idle sessions expire: last use is kept in memory (writing it to the
+ * database on every call would cost a commit per call); a sweep every
+ * minute destroys sessions idle for longer than the timeout. A daemon
+ * restart counts as use. */
+static json_t *last_used;      /* session ref -> monotonic ms */
+static uv_timer_t sweep_timer;
+
+static void sweep(uv_timer_t *t)
+{
+	xn_host *h = t->data;
+	uint64_t now = xn_now_ms();
+	xn_changes *cs = xn_changes_new(h->db);
+	const char *k;
+	json_t *v;
+	json_object_foreach(xn_db_all(h->db, xn_model_class("session")), k, v) {
+		json_t *used = json_object_get(last_used, k);
+		if (!used) {
+			json_object_set_new(last_used, k, json_integer((json_int_t)now));
+			continue;
+		}
+		if (now - (uint64_t)json_integer_value(used) > h->session_timeout_ms)
+			xn_changes_delete(cs, k);
+	}
+	XN_AUTOERR xn_error *err = NULL;
+	if (!xn_changes_empty(cs))
+		xn_info("sessions: expiring idle sessions");
+	if (xn_db_commit(h->db, cs, &err) < 0)
+		xn_warn("sessions: cannot expire: %s", err->message);
+}
+
+void xn_sessions_init(xn_host *h)
+{
+	last_used = json_object();
+	if (!h->session_timeout_ms)
+		h->session_timeout_ms = 24u * 3600 * 1000;
+	uv_timer_init(h->loop, &sweep_timer);
+	sweep_timer.data = h;
+	uint64_t every = h->session_timeout_ms < 60000 ? h->session_timeout_ms / 2 + 1 : 60000;
+	uv_timer_start(&sweep_timer, sweep, every, every);
+	uv_unref((uv_handle_t *)&sweep_timer);
+}
+
 int xn_session_check(xn_host *h, const char *ref, int *role, xn_error **err)
 {
 	const xn_class *sc = xn_model_class("session");
 	if (!ref || xn_db_class_of(h->db, ref) != sc)
 		return xn_fail(err, "SESSION_INVALID", ref ? ref : "", NULL);
+	if (last_used)
+		json_object_set_new(last_used, ref, json_integer((json_int_t)xn_now_ms()));
 	const char *user = xn_db_str(h->db, ref, "auth_user_name");
 	const char *acct = find_account(h, user);
 	int r = acct ? xn_role_from_name(xn_db_str(h->db, acct, "role")) : -1;
@@ -135,6 +179,8 @@ static void login(xn_call *c)
 
 static void logout(xn_call *c)
 {
+	if (last_used)
+		json_object_del(last_used, c->session);
 	xn_changes *cs = xn_changes_new(c->host->db);
 	xn_changes_delete(cs, c->session);
 	xn_error *err = NULL;

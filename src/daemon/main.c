@@ -25,7 +25,8 @@
 static void usage(FILE *f)
 {
 	fputs("usage: xeniad --data-dir DIR --socket PATH [--listen ADDR:PORT [--plain-http]]\n"
-	      "              [--images DIR] [--shutdown-timeout SECONDS] [--debug]\n"
+	      "              [--images DIR] [--shutdown-timeout SECONDS]\n"
+	      "              [--session-timeout SECONDS] [--debug]\n"
 	      "  --listen serves HTTPS (certificate DATA/xapi-ssl.pem, self-signed on first\n"
 	      "  start); --plain-http serves HTTP instead, on a loopback address only.\n", f);
 }
@@ -73,6 +74,7 @@ static int parse_args(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},
 		{"images", required_argument, NULL, 'i'},
 		{"plain-http", no_argument, NULL, 'P'},
+		{"session-timeout", required_argument, NULL, 'S'},
 		{"shutdown-timeout", required_argument, NULL, 't'},
 		{"debug", no_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
@@ -86,6 +88,7 @@ static int parse_args(int argc, char **argv)
 		case 'l': host.listen = xn_strdup(optarg); break;
 		case 'i': host.images_dir = absolute(optarg); break;
 		case 'P': host.listen_plain = true; break;
+		case 'S': host.session_timeout_ms = (uint64_t)atoll(optarg) * 1000; break;
 		case 't': host.clean_shutdown_timeout_ms = (unsigned)atoi(optarg) * 1000; break;
 		case 'D': xn_log_set_level(XN_LOG_DEBUG); break;
 		case 'h': usage(stdout); exit(0);
@@ -124,6 +127,7 @@ static int start(xn_error **err)
 		return -1;
 	host.api = xn_api_new(&host);
 	xn_events_init(host.api, &host);
+	xn_sessions_init(&host);
 	xn_vm_register(host.api);
 	xn_consoles_init(&host);
 	if (xn_host_init_records(&host, err) < 0 || xn_accounts_init(&host, err) < 0 ||

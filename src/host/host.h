@@ -24,6 +24,7 @@ typedef struct xn_host {
 	char *qemu_binary;
 	char *host_ref, *pool_ref, *dom0_ref, *local_sr_ref;
 	unsigned clean_shutdown_timeout_ms;
+	uint64_t session_timeout_ms;  /* idle sessions expire after this */
 	struct xn_api *api;
 	struct xn_vms *vms;  /* the VM runtime (vm/) */
 	struct xn_consoles *consoles;
