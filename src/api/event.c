@@ -270,7 +270,97 @@ static void event_current_id(xn_call *c)
 	xn_call_return(c, json_integer((json_int_t)xn_db_generation(c->host->db)));
 }
 
+/* ---- legacy: event.register / event.next / event.unregister ---------- *
+ * Each session has a set of registered classes and the generation it
+ * has seen up to; event.next blocks (like event.from with no timeout)
+ * until something newer exists. */
+
+static json_t *registrations; /* session -> {"classes": [...], "gen": n} */
+
+static void event_register(xn_call *c, bool add)
+{
+	json_t *r = json_object_get(registrations, c->session);
+	if (!r) {
+		r = json_pack("{s:[],s:I}", "classes", "gen",
+			      (json_int_t)xn_db_generation(c->host->db));
+		json_object_set_new(registrations, c->session, r);
+	}
+	json_t *classes = json_object_get(r, "classes");
+	size_t i;
+	json_t *v;
+	json_array_foreach(xn_call_arg(c, 0), i, v) {
+		XN_AUTOFREE char *lower = xn_strdup(json_string_value(v));
+		for (char *p = lower; *p; p++)
+			*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+		for (size_t k = json_array_size(classes); k-- > 0;)
+			if (strcmp(json_string_value(json_array_get(classes, k)), lower) == 0)
+				json_array_remove(classes, k);
+		if (add)
+			json_array_append_new(classes, json_string(lower));
+	}
+	xn_call_return(c, NULL);
+}
+
+static void event_register_add(xn_call *c)
+{
+	event_register(c, true);
+}
+
+static void event_unregister(xn_call *c)
+{
+	event_register(c, false);
+}
+
+/* event.next's records: the event.from ones with an integer id and the
+ * object's uuid. */
+static void legacy_done(void *ud, json_t *result, const xn_type *type, const xn_error *err)
+{
+	(void)type;
+	xn_call *c = ud;
+	if (err) {
+		xn_error *copy = NULL;
+		xn_failv(&copy, err->code, err->params);
+		xn_call_fail(c, copy);
+		return;
+	}
+	json_t *r = json_object_get(registrations, c->session);
+	const char *tok = json_string_value(json_object_get(result, "token"));
+	uint64_t gen = 0;
+	if (r && tok && parse_token(tok, &gen) == 0)
+		json_object_set_new(r, "gen", json_integer((json_int_t)gen));
+	json_t *events = json_array();
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(result, "events"), i, e) {
+		json_t *x = json_deep_copy(e);
+		json_object_set_new(x, "id", json_integer(atoll(json_string_value(
+						   json_object_get(e, "id")))));
+		json_t *snap = json_object_get(e, "snapshot");
+		json_object_set(x, "obj_uuid", snap ? json_object_get(snap, "uuid") : json_string(""));
+		json_array_append_new(events, x);
+	}
+	xn_call_return(c, events);
+}
+
+static void event_next(xn_call *c)
+{
+	json_t *r = json_object_get(registrations, c->session);
+	if (!r) {
+		xn_call_fail_code(c, "SESSION_NOT_REGISTERED", c->session, NULL);
+		return;
+	}
+	/* Run it as an event.from with a long timeout on a call of our own. */
+	XN_AUTOFREE char *tok = token_of((uint64_t)json_integer_value(json_object_get(r, "gen")));
+	json_t *params = json_pack("[s,O,s,f]", c->session, json_object_get(r, "classes"), tok,
+				   3600.0);
+	xn_api_call(c->host->api, "event.from", params, c->local, legacy_done, c);
+	json_decref(params);
+}
+
 static const xn_api_method event_methods[] = {
+	{"event.register", event_register_add},
+	{"event.unregister", event_unregister},
+	{"event.next", event_next},
 	{"event.from", event_from},
 	{"event.inject", event_inject},
 	{"event.get_current_id", event_current_id},
@@ -281,6 +371,7 @@ void xn_events_init(xn_api *api, xn_host *h)
 {
 	ev.h = h;
 	ev.created = json_object();
+	registrations = json_object();
 	ev.dels = xn_calloc(MAX_DELETIONS, sizeof(struct deletion));
 	ev.wake = xn_calloc(1, sizeof(uv_idle_t));
 	uv_idle_init(h->loop, ev.wake);
