@@ -82,6 +82,10 @@ test-slow: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@tests/run.sh --slow
 
+fuzz: deps
+	@scripts/install-deps.sh --fuzz
+	@fuzz/run.sh
+
 bench: deps all
 	@scripts/install-deps.sh --bench
 	@bench/vm-start

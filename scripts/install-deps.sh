@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh           build and run
 #   scripts/install-deps.sh --test    what the tests need as well
 #   scripts/install-deps.sh --bench   what the benchmarks compare against
+#   scripts/install-deps.sh --fuzz    clang and libFuzzer
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ pkgs+=("${image_pkgs[@]}")
 case "${1:-}" in
 --test) pkgs+=(python3 procps) ;;
 --bench) pkgs+=(python3 libvirt-daemon-system libvirt-clients) ;;
+--fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 esac
 
 missing=()

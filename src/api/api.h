@@ -99,6 +99,18 @@ bool xn_accessor_call(xn_call *c, const xn_class *cls, const char *verb);
 
 /* JSON-RPC over HTTP (jsonrpc.c). */
 void xn_jsonrpc_handle(void *api, xn_http_req *req);
+/* A decoded JSON-RPC request (everything owned by the struct). */
+typedef struct xn_rpc_request {
+	char *method;
+	json_t *params;
+	json_t *id;
+	bool v2;
+} xn_rpc_request;
+/* Decode a JSON-RPC 1.0/2.0 request; -1 if malformed (HTTP 500). */
+int xn_jsonrpc_decode(const char *body, size_t len, xn_rpc_request *out);
+/* Decode an XML-RPC methodCall: its params, *method set; NULL if
+ * malformed. */
+json_t *xn_xmlrpc_decode(const char *body, size_t len, char **method);
 /* XML-RPC over HTTP (xmlrpc.c): POST / and anything under it that no
  * longer route claims (/RPC2, /xmlrpc), as xapi does. */
 void xn_xmlrpc_handle(void *api, xn_http_req *req);

@@ -58,11 +58,9 @@ static void malformed(xn_http_req *req)
 	xn_http_respond(req, 500, "text/html", msg, sizeof(msg) - 1);
 }
 
-void xn_jsonrpc_handle(void *ud, xn_http_req *req)
+int xn_jsonrpc_decode(const char *body, size_t len, xn_rpc_request *out)
 {
-	xn_api *api = ud;
-	size_t len;
-	const char *body = xn_http_req_body(req, &len);
+	memset(out, 0, sizeof(*out));
 	json_t *msg = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
 	json_t *id = json_object_get(msg, "id");
 	const char *method = json_string_value(json_object_get(msg, "method"));
@@ -71,24 +69,39 @@ void xn_jsonrpc_handle(void *ud, xn_http_req *req)
 	bool v2 = json_is_string(ver) && strcmp(json_string_value(ver), "2.0") == 0;
 	bool id_ok = json_is_string(id) || json_is_integer(id);
 	if (!json_is_object(msg) || !method || !id_ok || (ver && !v2) ||
-	    (!v2 && !json_is_array(params)) || (params && !json_is_array(params) && !json_is_object(params))) {
+	    (!v2 && !json_is_array(params)) ||
+	    (params && !json_is_array(params) && !json_is_object(params))) {
 		json_decref(msg);
+		return -1;
+	}
+	if (json_is_array(params))
+		out->params = json_incref(params);
+	else if (params)
+		out->params = json_pack("[O]", params);
+	else
+		out->params = json_array();
+	out->method = xn_strdup(method);
+	out->id = json_incref(id);
+	out->v2 = v2;
+	json_decref(msg);
+	return 0;
+}
+
+void xn_jsonrpc_handle(void *ud, xn_http_req *req)
+{
+	xn_api *api = ud;
+	size_t len;
+	const char *body = xn_http_req_body(req, &len);
+	xn_rpc_request rq;
+	if (xn_jsonrpc_decode(body, len, &rq) < 0) {
 		malformed(req);
 		return;
 	}
-	json_t *args;
-	if (json_is_array(params))
-		args = json_incref(params);
-	else if (params)
-		args = json_pack("[O]", params);
-	else
-		args = json_array();
 	struct rpc *r = xn_calloc(1, sizeof(*r));
 	r->req = req;
-	r->id = json_incref(id);
-	r->v2 = v2;
-	XN_AUTOFREE char *m = xn_strdup(method);
-	json_decref(msg);
-	xn_api_call(api, m, args, xn_http_req_is_local(req), reply, r);
-	json_decref(args);
+	r->id = rq.id;
+	r->v2 = rq.v2;
+	xn_api_call(api, rq.method, rq.params, xn_http_req_is_local(req), reply, r);
+	json_decref(rq.params);
+	free(rq.method);
 }

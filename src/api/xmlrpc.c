@@ -115,11 +115,12 @@ static json_t *decode_value(xmlNode *value, int depth)
 	return decode_typed(t, depth);
 }
 
-/* methodName and params of a methodCall; NULL if malformed. */
-static json_t *decode_call(const char *body, size_t len, char **method)
+json_t *xn_xmlrpc_decode(const char *body, size_t len, char **method)
 {
 	/* No network access, no entity substitution (entities stay
 	 * unexpanded), no DTD loading: nothing from outside the body. */
+	if (len > XN_HTTP_MAX_BODY)
+		return NULL;
 	xmlDoc *doc = xmlReadMemory(body, (int)len, "request.xml", NULL,
 				    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!doc)
@@ -274,7 +275,7 @@ void xn_xmlrpc_handle(void *ud, xn_http_req *req)
 	size_t len;
 	const char *body = xn_http_req_body(req, &len);
 	char *method = NULL;
-	json_t *params = decode_call(body, len, &method);
+	json_t *params = xn_xmlrpc_decode(body, len, &method);
 	if (!params) {
 		static const char msg[] = "<html><body><h1>HTTP 500 Internal Server Error</h1>"
 					  "Malformed method request</body></html>";

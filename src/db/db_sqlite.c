@@ -152,6 +152,7 @@ static int sqlite_commit(void *p, const xn_db_write *writes, size_t n, uint64_t 
 			 xn_error **err)
 {
 	struct sqlite_be *be = p;
+	XN_AUTOFREE char *sql = NULL;
 	if (exec(be->db, "BEGIN IMMEDIATE", err) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
@@ -160,7 +161,7 @@ static int sqlite_commit(void *p, const xn_db_write *writes, size_t n, uint64_t 
 		if (write_one(be->db, &writes[i], err) < 0)
 			goto rollback;
 	}
-	XN_AUTOFREE char *sql = xn_asprintf(
+	sql = xn_asprintf(
 		"INSERT OR REPLACE INTO meta (key, value) VALUES ('generation', '%llu')",
 		(unsigned long long)generation);
 	if (exec(be->db, sql, err) < 0)
