@@ -8,8 +8,9 @@
  * (console_proto.c) relays bytes both ways with poll(2). On a terminal
  * it switches to raw mode and Ctrl-] detaches; the terminal is restored
  * on every way out, signals included. Without a terminal (scripts), stdin
- * goes to the console, and after stdin ends output is printed until the
- * console has been quiet for linger= seconds. */
+ * goes to the console, and after stdin ends output is printed for
+ * linger= seconds more (a fixed time: a guest that never stops printing
+ * must not keep a script waiting forever). */
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
@@ -29,7 +30,7 @@ struct console {
 	curl_socket_t fd;
 	bool tty, stdin_open;
 	long linger_ms;
-	uint64_t last_rx;
+	uint64_t eof_ms;      /* when stdin ended */
 	xn_buf out; /* keystrokes not yet sent */
 };
 
@@ -188,7 +189,6 @@ static int drain_console(struct console *c, xn_error **err)
 			return 0;
 		if (rc != CURLE_OK || n == 0)
 			return 1;
-		c->last_rx = xn_now_ms();
 		if (write_all(STDOUT_FILENO, buf, n) < 0)
 			return 1;
 	}
@@ -213,7 +213,7 @@ static int read_keys(struct console *c)
 		return 0;
 	if (n <= 0) {
 		c->stdin_open = false;
-		c->last_rx = xn_now_ms();
+		c->eof_ms = xn_now_ms();
 		return c->tty ? 1 : 0;
 	}
 	char *esc = c->tty ? memchr(buf, DETACH_KEY, (size_t)n) : NULL;
@@ -226,7 +226,7 @@ static int poll_timeout(const struct console *c)
 {
 	if (c->tty || c->stdin_open || c->out.len)
 		return -1;
-	int64_t left = (int64_t)c->linger_ms - (int64_t)(xn_now_ms() - c->last_rx);
+	int64_t left = (int64_t)c->linger_ms - (int64_t)(xn_now_ms() - c->eof_ms);
 	return left > 0 ? (int)left : 0;
 }
 
@@ -246,7 +246,7 @@ static int relay(struct console *c, xn_error **err)
 		if (n < 0)
 			return xe_fail(err, "Error: console: poll: %s", strerror(errno));
 		if (n == 0)
-			return 0; /* quiet for linger= seconds after stdin ended */
+			return 0; /* linger= seconds after stdin ended */
 		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && drain_console(c, err))
 			return 0; /* the daemon closed the console */
 		if ((p[0].revents & POLLOUT) && flush_keys(c, err) < 0)
@@ -271,7 +271,7 @@ static int attach(xe_ctx *ctx, struct console *c, const char *path, xn_error **e
 	catch_signals();
 	if (open_raw(c, ctx->conn, err) < 0 || send_all(c, req, strlen(req), err) < 0)
 		return -1;
-	c->last_rx = xn_now_ms();
+	c->eof_ms = xn_now_ms();
 	xn_buf early = {0};
 	int rc = read_answer(c, &early, err);
 	if (rc == 0 && c->tty) {

@@ -38,8 +38,8 @@ static const xe_cmd handwritten[] = {
 	 "Unpause the selected VM(s).", NULL},
 	{"console", xe_cmd_console, "", "vm linger scrollback", SEL,
 	 "Attach to the text console of the selected VM; Ctrl-] detaches. Without a terminal, "
-	 "stdin goes to the console and output is printed until quiet for linger= seconds "
-	 "(default 1).", NULL},
+	 "stdin goes to the console, and output is printed until linger= seconds (default 1) "
+	 "after stdin ends.", NULL},
 };
 
 /* The generated operations, applied to every class view. */

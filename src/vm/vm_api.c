@@ -131,6 +131,14 @@ static void vm_clone(xn_call *c)
 		xn_call_fail(c, err);
 		return;
 	}
+	/* No control characters in labels, as VM.set_name_label. */
+	const char *name = xn_call_arg_str(c, 1);
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			xn_call_fail_code(c, "INVALID_VALUE", "new_name", name, NULL);
+			return;
+		}
+	}
 	struct clone *cl = xn_calloc(1, sizeof(*cl));
 	cl->call = c;
 	cl->h = h;
@@ -273,21 +281,25 @@ static void vdi_destroy(xn_call *c)
 			return;
 		}
 	}
-	const char *sr = xn_db_str(h->db, vdi, "SR");
+	/* Record first, file second: a crash in between leaves a file no VDI
+	 * claims (collected at the next start), never a VDI without a file. */
+	XN_AUTOFREE char *sr = xn_strdup(xn_db_str(h->db, vdi, "SR"));
+	XN_AUTOFREE char *location = xn_strdup(xn_db_str(h->db, vdi, "location"));
 	const xn_sr_ops *ops = xn_sr_ops_of(h, sr);
 	xn_error *err = NULL;
-	if (ops && ops->vdi_destroy(h, sr, xn_db_str(h->db, vdi, "location"), &err) < 0) {
-		xn_call_fail(c, err);
-		return;
-	}
 	xn_changes *cs = xn_changes_new(h->db);
 	json_array_foreach(xn_db_field(h->db, vdi, "VBDs"), i, v)
 		xn_changes_delete(cs, json_string_value(v));
 	xn_changes_delete(cs, vdi);
-	if (xn_db_commit(h->db, cs, &err) < 0)
+	if (xn_db_commit(h->db, cs, &err) < 0) {
 		xn_call_fail(c, err);
-	else
-		xn_call_return(c, NULL);
+		return;
+	}
+	if (ops && ops->vdi_destroy(h, sr, location, &err) < 0) {
+		xn_warn("storage: %s (the file is collected at the next start)", err->message);
+		xn_error_free(err);
+	}
+	xn_call_return(c, NULL);
 }
 
 static const xn_api_method vm_record_methods[] = {

@@ -270,7 +270,8 @@ static void hard_stop(struct op *o)
 	xn_dom_qmp(d, "quit", NULL, on_quit, o);
 }
 
-static int drop_suspend_image(xn_host *h, xn_changes *cs, const char *vm, xn_error **err);
+static char *drop_suspend_image(xn_host *h, xn_changes *cs, const char *vm);
+static void remove_image(char *path, bool committed);
 
 static void vm_hard_shutdown(xn_call *c)
 {
@@ -280,12 +281,9 @@ static void vm_hard_shutdown(xn_call *c)
 	if (strcmp(xn_db_str(o->h->db, o->vm, "power_state"), "Suspended") == 0) {
 		xn_changes *cs = xn_changes_new(o->h->db);
 		xn_error *err = NULL;
-		if (drop_suspend_image(o->h, cs, o->vm, &err) == 0) {
-			xn_changes_set(cs, o->vm, "power_state", json_string("Halted"));
-			xn_db_commit(o->h->db, cs, &err);
-		} else {
-			xn_changes_free(cs);
-		}
+		char *image = drop_suspend_image(o->h, cs, o->vm);
+		xn_changes_set(cs, o->vm, "power_state", json_string("Halted"));
+		remove_image(image, xn_db_commit(o->h->db, cs, &err) == 0);
 		op_end(o, err, NULL);
 		return;
 	}
@@ -528,19 +526,27 @@ static void vm_suspend(xn_call *c)
 
 /* ---- resume ----------------------------------------------------------- */
 
-static int drop_suspend_image(xn_host *h, xn_changes *cs, const char *vm, xn_error **err)
+/* Forget the VM's suspend image in cs and return its file, which the
+ * caller removes only once cs is committed (remove_image): a crash in
+ * between leaves a file no VDI claims, which the next start collects,
+ * never a VDI whose file is gone. */
+static char *drop_suspend_image(xn_host *h, xn_changes *cs, const char *vm)
 {
 	const char *vdi = xn_db_str(h->db, vm, "suspend_VDI");
-	if (xn_ref_is_null(vdi) || !xn_db_get(h->db, vdi)) {
-		xn_changes_set(cs, vm, "suspend_VDI", json_string(XN_NULL_REF));
-		return 0;
+	char *path = NULL;
+	if (!xn_ref_is_null(vdi) && xn_db_get(h->db, vdi)) {
+		path = xn_vdi_path(h, vdi);
+		xn_changes_delete(cs, vdi);
 	}
-	XN_AUTOFREE char *path = xn_vdi_path(h, vdi);
-	if (path && unlink(path) < 0 && errno != ENOENT)
-		return xn_fail_errno(err, errno, "cannot remove '%s'", path);
-	xn_changes_delete(cs, vdi);
 	xn_changes_set(cs, vm, "suspend_VDI", json_string(XN_NULL_REF));
-	return 0;
+	return path;
+}
+
+static void remove_image(char *path, bool committed)
+{
+	if (committed && path && unlink(path) < 0 && errno != ENOENT)
+		xn_warn("vm: cannot remove the suspend image '%s': %s", path, strerror(errno));
+	free(path);
 }
 
 static void resumed(void *ud, xn_error *err)
@@ -548,10 +554,8 @@ static void resumed(void *ud, xn_error *err)
 	struct op *o = ud;
 	if (!err) {
 		xn_changes *cs = xn_changes_new(o->h->db);
-		if (drop_suspend_image(o->h, cs, o->vm, &err) == 0)
-			xn_db_commit(o->h->db, cs, &err);
-		else
-			xn_changes_free(cs);
+		char *image = drop_suspend_image(o->h, cs, o->vm);
+		remove_image(image, xn_db_commit(o->h->db, cs, &err) == 0);
 	}
 	op_end(o, err, NULL);
 }
@@ -584,11 +588,7 @@ static void vm_destroy(xn_call *c)
 		return;
 	}
 	xn_changes *cs = xn_changes_new(h->db);
-	if (drop_suspend_image(h, cs, vm, &err) < 0) {
-		xn_changes_free(cs);
-		xn_call_fail(c, err);
-		return;
-	}
+	char *image = drop_suspend_image(h, cs, vm);
 	static const char *owned[] = {"VBDs", "VIFs", "consoles", NULL};
 	for (size_t k = 0; owned[k]; k++) {
 		size_t i;
@@ -601,7 +601,9 @@ static void vm_destroy(xn_call *c)
 		if (!xn_ref_is_null(json_string_value(json_object_get(rec, single[k]))))
 			xn_changes_delete(cs, json_string_value(json_object_get(rec, single[k])));
 	xn_changes_delete(cs, vm);
-	if (xn_db_commit(h->db, cs, &err) < 0)
+	bool committed = xn_db_commit(h->db, cs, &err) == 0;
+	remove_image(image, committed);
+	if (!committed)
 		xn_call_fail(c, err);
 	else
 		xn_call_return(c, NULL);
