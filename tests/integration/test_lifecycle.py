@@ -142,14 +142,15 @@ def test_console_from_a_script():
     assert "M-42-" + tok in out, out
     assert took < 8, "xe console took %.1fs with linger=1" % took
     # a guest that never stops printing: stdin ends, linger=1 s, exit
-    job = c.run("(while true; do echo chatter; sleep 0.2; done) & echo $!")
+    # the pid goes to a file: the chatter may interleave with any output
+    c.run("(while true; do echo chatter; sleep 0.2; done) & echo $! > /tmp/chatter.pid")
     try:
         tok = secrets.token_hex(4)
         out, took = script_console(tok)
         assert "M-42-" + tok in out, out
         assert took < 8, "xe console ran %.1fs after its input ended (linger=1)" % took
     finally:
-        c.run("kill %s" % job.split()[-1])
+        c.run("kill $(cat /tmp/chatter.pid)")
 
 
 @xenia.time_limit(300)
