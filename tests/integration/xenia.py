@@ -227,11 +227,12 @@ _report = []       # cleaned-up daemons, for the logs in failure reports
 class Daemon:
     """One xeniad on a temporary data dir, with its own socket."""
 
-    def __init__(self, shutdown_timeout=None, name="d"):
+    def __init__(self, shutdown_timeout=None, name="d", extra_args=()):
         self.data_dir = tempfile.mkdtemp(prefix=DATA_PREFIX + name + "-", dir="/tmp")
         self.socket = os.path.join(self.data_dir, "xapi.sock")
         self.log_path = os.path.join(self.data_dir, "xeniad.log")
         self.shutdown_timeout = shutdown_timeout
+        self.extra_args = list(extra_args)
         self.proc = None
         self.session = None
         self.cleaned = False
@@ -249,6 +250,7 @@ class Daemon:
         argv = [XENIAD, "--data-dir", self.data_dir, "--socket", self.socket]
         if self.shutdown_timeout is not None:
             argv += ["--shutdown-timeout", str(self.shutdown_timeout)]
+        argv += self.extra_args
         log = open(self.log_path, "ab")
         log.write(b"==== start %s\n" % " ".join(argv).encode())
         log.flush()
