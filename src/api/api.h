@@ -118,6 +118,16 @@ void xn_xmlrpc_handle(void *api, xn_http_req *req);
  * writes it; appended to out. Used for responses and task results. */
 void xn_xmlrpc_value(xn_buf *out, json_t *v, const xn_type *t);
 
+/* Tasks (task.c). A new pending task, added to cs; returns its ref
+ * (borrowed from cs). */
+const char *xn_task_add(xn_changes *cs, xn_host *h, const char *label);
+/* Mark a task finished in cs: success with result (of type type), or
+ * failure with err's code and parameters in error_info. */
+void xn_task_settle(xn_changes *cs, const char *task, const xn_error *err, json_t *result,
+		    const xn_type *type);
+/* Remove tasks that finished more than max_age_s seconds ago. */
+void xn_tasks_gc(xn_host *h, double max_age_s);
+
 /* Events (event.c): start recording commits for event.from. */
 void xn_events_init(xn_api *api, xn_host *h);
 

@@ -261,24 +261,7 @@ static void async_done(void *ud, json_t *result, const xn_type *type, const xn_e
 {
 	struct async *a = ud;
 	xn_changes *cs = xn_changes_new(a->h->db);
-	json_t *t = xn_changes_edit(cs, a->task);
-	if (t) {
-		json_object_set_new(t, "status", json_string(err ? "failure" : "success"));
-		json_object_set_new(t, "finished", xn_datetime_now());
-		json_object_set_new(t, "progress", json_real(1.0));
-		if (err) {
-			json_t *info = json_pack("[s]", err->code);
-			for (size_t i = 0; err->params && err->params[i]; i++)
-				json_array_append_new(info, json_string(err->params[i]));
-			json_object_set_new(t, "error_info", info);
-		} else if (result && !(json_is_string(result) && !*json_string_value(result) &&
-				       (!type || type->kind == XN_T_VOID))) {
-			xn_buf b = {0};
-			xn_xmlrpc_value(&b, result, type);
-			json_object_set_new(t, "result", json_string(b.data ? b.data : ""));
-			xn_buf_reset(&b);
-		}
-	}
+	xn_task_settle(cs, a->task, err, result, type);
 	XN_AUTOERR xn_error *cerr = NULL;
 	if (xn_db_commit(a->h->db, cs, &cerr) < 0)
 		xn_warn("api: cannot finish task %s: %s", a->task, cerr->message);
@@ -297,13 +280,10 @@ static void run_async(xn_api *api, const char *method, json_t *params, bool loca
 		xn_error_free(err);
 		return;
 	}
+	xn_tasks_gc(api->host, 600);
 	xn_changes *cs = xn_changes_new(api->host->db);
 	XN_AUTOFREE char *label = xn_asprintf("Async.%s", method);
-	const char *task = xn_changes_add(
-		cs, xn_model_class("task"), NULL,
-		json_pack("{s:s,s:s,s:o,s:s,s:f}", "name_label", label, "status", "pending",
-			  "created", xn_datetime_now(), "resident_on", api->host->host_ref,
-			  "progress", 0.0));
+	const char *task = xn_task_add(cs, api->host, label);
 	struct async *a = xn_calloc(1, sizeof(*a));
 	a->h = api->host;
 	a->task = xn_strdup(task);

@@ -46,11 +46,10 @@ static struct op *op_begin(xn_call *c, const char *name)
 	xn_changes *cs = xn_changes_new(h->db);
 	XN_AUTOFREE char *label = xn_asprintf("VM.%s", name);
 	const char *task = c->task;
-	if (!task)
-		task = xn_changes_add(cs, xn_model_class("task"), NULL,
-				      json_pack("{s:s,s:s,s:o,s:s,s:f}", "name_label", label,
-						"status", "pending", "created", xn_datetime_now(),
-						"resident_on", h->host_ref, "progress", 0.0));
+	if (!task) {
+		xn_tasks_gc(h, 600);
+		task = xn_task_add(cs, h, label);
+	}
 	struct op *o = xn_calloc(1, sizeof(*o));
 	o->own_task = !c->task;
 	o->call = c;
@@ -84,18 +83,8 @@ static void op_end(struct op *o, xn_error *err, json_t *result)
 		json_object_del(json_object_get(rec, "current_operations"), o->task);
 		xn_vm_refresh_allowed(cs, o->vm);
 	}
-	json_t *t = o->own_task ? xn_changes_edit(cs, o->task) : NULL;
-	if (t) {
-		json_object_set_new(t, "status", json_string(err ? "failure" : "success"));
-		json_object_set_new(t, "finished", xn_datetime_now());
-		json_object_set_new(t, "progress", json_real(1.0));
-		if (err) {
-			json_t *info = json_pack("[s]", err->code);
-			for (size_t i = 0; err->params[i]; i++)
-				json_array_append_new(info, json_string(err->params[i]));
-			json_object_set_new(t, "error_info", info);
-		}
-	}
+	if (o->own_task)
+		xn_task_settle(cs, o->task, err, result, NULL);
 	XN_AUTOERR xn_error *cerr = NULL;
 	if (xn_db_commit(h->db, cs, &cerr) < 0)
 		xn_error_log("vm: cannot finish %s: %s", o->name, cerr->message);

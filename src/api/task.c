@@ -1,0 +1,61 @@
+/* task.c: XenAPI task records: made when an operation starts, settled
+ * when it ends (api.h). Finished tasks stay visible for a while and are
+ * then removed (xn_tasks_gc). */
+#include "api/api.h"
+
+#include <string.h>
+
+#include "util/log.h"
+
+const char *xn_task_add(xn_changes *cs, xn_host *h, const char *label)
+{
+	return xn_changes_add(cs, xn_model_class("task"), NULL,
+			      json_pack("{s:s,s:s,s:o,s:s,s:f}", "name_label", label, "status",
+					"pending", "created", xn_datetime_now(), "resident_on",
+					h->host_ref, "progress", 0.0));
+}
+
+void xn_task_settle(xn_changes *cs, const char *task, const xn_error *err, json_t *result,
+		    const xn_type *type)
+{
+	json_t *t = xn_changes_edit(cs, task);
+	if (!t)
+		return;
+	json_object_set_new(t, "status", json_string(err ? "failure" : "success"));
+	json_object_set_new(t, "finished", xn_datetime_now());
+	json_object_set_new(t, "progress", json_real(1.0));
+	if (err) {
+		json_t *info = json_pack("[s]", err->code);
+		for (size_t i = 0; err->params && err->params[i]; i++)
+			json_array_append_new(info, json_string(err->params[i]));
+		json_object_set_new(t, "error_info", info);
+		return;
+	}
+	bool is_void = !result || (json_is_string(result) && !*json_string_value(result) &&
+				   (!type || type->kind == XN_T_VOID));
+	if (is_void)
+		return;
+	/* xapi stores the XML-RPC form whatever protocol the caller spoke */
+	xn_buf b = {0};
+	xn_xmlrpc_value(&b, result, type);
+	json_object_set_new(t, "result", json_string(b.data ? b.data : ""));
+	xn_buf_reset(&b);
+}
+
+void xn_tasks_gc(xn_host *h, double max_age_s)
+{
+	XN_AUTOFREE char *cutoff = xn_datetime_str(xn_wall_time() - max_age_s);
+	xn_changes *cs = xn_changes_new(h->db);
+	const char *k;
+	json_t *v;
+	json_object_foreach(xn_db_all(h->db, xn_model_class("task")), k, v) {
+		const char *status = json_string_value(json_object_get(v, "status"));
+		const char *finished = json_string_value(json_object_get(v, "finished"));
+		/* datetimes in XenAPI form compare as strings */
+		if (!xn_streq(status, "pending") && finished && strcmp(finished, cutoff) < 0)
+			xn_changes_delete(cs, k);
+	}
+	XN_AUTOERR xn_error *err = NULL;
+	if (xn_db_commit(h->db, cs, &err) < 0)
+		xn_warn("tasks: cannot remove finished tasks: %s", err->message);
+}
