@@ -50,6 +50,7 @@ typedef struct xn_api_method {
 } xn_api_method;
 
 xn_api *xn_api_new(xn_host *h);
+xn_host *xn_api_host(xn_api *api);
 void xn_api_free(xn_api *api);
 /* Register a table of handlers, ended by {NULL, NULL}. */
 void xn_api_register(xn_api *api, const xn_api_method *table);

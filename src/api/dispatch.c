@@ -39,6 +39,11 @@ xn_api *xn_api_new(xn_host *h)
 	return api;
 }
 
+xn_host *xn_api_host(xn_api *api)
+{
+	return api->host;
+}
+
 void xn_api_free(xn_api *api)
 {
 	if (!api)

@@ -433,8 +433,12 @@ static void conn_process(struct conn *c)
 	}
 	xn_buf_consume(&c->in, used);
 	if (c->pending) {
-		uv_read_stop(&c->h.stream);
+		/* Most calls are answered before the handler returns; stop
+		 * reading only for those that are answered later (saves two
+		 * epoll_ctl calls per request). */
 		c->srv->fn(c->srv->ud, c->pending);
+		if (c->pending && !c->closing && !c->tunnel)
+			uv_read_stop(&c->h.stream);
 		return;
 	}
 	uv_read_start(&c->h.stream, on_alloc, on_read);

@@ -8,9 +8,47 @@
 
 struct rpc {
 	xn_http_req *req;
+	xn_db *db;
 	json_t *id;
 	bool v2;
 };
+
+/* Stored records (get_record, get_all_records) are answered from the
+ * store's cached JSON text instead of being serialised again. Returns
+ * the result's text (caller frees) or NULL when it is not such a value. */
+static char *cached_result(xn_db *db, json_t *result, const xn_type *type)
+{
+	if (!type || !json_is_object(result))
+		return NULL;
+	if (type->kind == XN_T_RECORD) {
+		const xn_class *c = xn_model_class(type->name);
+		const char *uuid = json_string_value(json_object_get(result, "uuid"));
+		const char *ref = c ? xn_db_ref_by_uuid(db, c, uuid) : NULL;
+		const char *text = xn_db_record_text(db, ref, result);
+		return text ? xn_strdup(text) : NULL;
+	}
+	if (type->kind != XN_T_MAP || type->val->kind != XN_T_RECORD)
+		return NULL;
+	const xn_class *c = xn_model_class(type->val->name);
+	if (!c || xn_db_all(db, c) != result)
+		return NULL;
+	xn_buf b = {0};
+	xn_buf_puts(&b, "{");
+	const char *ref;
+	json_t *rec;
+	bool first = true;
+	json_object_foreach(result, ref, rec) {
+		const char *text = xn_db_record_text(db, ref, rec);
+		if (!text) {
+			xn_buf_reset(&b);
+			return NULL;
+		}
+		xn_buf_printf(&b, "%s\"%s\":%s", first ? "" : ",", ref, text);
+		first = false;
+	}
+	xn_buf_puts(&b, "}");
+	return xn_buf_steal(&b);
+}
 
 static void respond_json(xn_http_req *req, json_t *body)
 {
@@ -21,8 +59,20 @@ static void respond_json(xn_http_req *req, json_t *body)
 
 static void reply(void *ud, json_t *result, const xn_type *type, const xn_error *err)
 {
-	(void)type;
 	struct rpc *r = ud;
+	XN_AUTOFREE char *text = err ? NULL : cached_result(r->db, result, type);
+	if (text) {
+		XN_AUTOFREE char *id = json_dumps(r->id, JSON_ENCODE_ANY | JSON_COMPACT);
+		xn_buf b = {0};
+		xn_buf_printf(&b, r->v2 ? "{\"jsonrpc\":\"2.0\",\"result\":" : "{\"result\":");
+		xn_buf_puts(&b, text);
+		xn_buf_printf(&b, r->v2 ? ",\"id\":%s}" : ",\"error\":null,\"id\":%s}", id);
+		xn_http_respond(r->req, 200, "application/json", b.data, b.len);
+		xn_buf_reset(&b);
+		json_decref(r->id);
+		free(r);
+		return;
+	}
 	json_t *body = json_object();
 	if (r->v2)
 		json_object_set_new(body, "jsonrpc", json_string("2.0"));
@@ -101,6 +151,7 @@ void xn_jsonrpc_handle(void *ud, xn_http_req *req)
 	r->req = req;
 	r->id = rq.id;
 	r->v2 = rq.v2;
+	r->db = xn_api_host(api)->db;
 	xn_api_call(api, rq.method, rq.params, xn_http_req_is_local(req), reply, r);
 	json_decref(rq.params);
 	free(rq.method);

@@ -20,6 +20,7 @@ struct xn_db {
 	json_t **by_uuid;    /* per class: uuid -> ref */
 	json_t *class_of;    /* ref -> class id */
 	json_t *obj_gen;     /* ref -> generation of its last change */
+	json_t *texts;       /* ref -> compact JSON of its record (a cache) */
 	uint64_t generation;
 	struct listener *listeners;
 	size_t nlisteners;
@@ -68,6 +69,7 @@ xn_db *xn_db_open(const xn_db_backend_ops *ops, void *be, xn_error **err)
 	}
 	db->class_of = json_object();
 	db->obj_gen = json_object();
+	db->texts = json_object();
 	if (ops->load(be, load_one, db, &db->generation, err) < 0) {
 		xn_db_close(db);
 		return NULL;
@@ -89,6 +91,7 @@ void xn_db_close(xn_db *db)
 	free(db->by_uuid);
 	json_decref(db->class_of);
 	json_decref(db->obj_gen);
+	json_decref(db->texts);
 	free(db->listeners);
 	free(db);
 }
@@ -141,6 +144,22 @@ bool xn_db_bool(xn_db *db, const char *ref, const char *field)
 uint64_t xn_db_generation(xn_db *db)
 {
 	return db->generation;
+}
+
+const char *xn_db_record_text(xn_db *db, const char *ref, json_t *rec)
+{
+	if (!ref || !rec || xn_db_get(db, ref) != rec)
+		return NULL;
+	json_t *t = json_object_get(db->texts, ref);
+	if (!t) {
+		char *text = json_dumps(rec, JSON_COMPACT);
+		if (!text)
+			return NULL;
+		t = json_string_nocheck(text);
+		free(text);
+		json_object_set_new(db->texts, ref, t);
+	}
+	return json_string_value(t);
 }
 
 uint64_t xn_db_obj_generation(xn_db *db, const char *ref)
@@ -377,6 +396,7 @@ int xn_db_commit(xn_db *db, xn_changes *cs, xn_error **err)
 			json_object_del(db->class_of, ch->ref);
 		}
 		json_object_set_new(db->obj_gen, ch->ref, json_integer((json_int_t)gen));
+		json_object_del(db->texts, ch->ref);
 	}
 	for (size_t i = 0; i < cs->n; i++) {
 		struct change *ch = &cs->v[i];

@@ -69,6 +69,11 @@ const char *xn_db_str(xn_db *db, const char *ref, const char *field); /* "" if a
 json_int_t xn_db_int(xn_db *db, const char *ref, const char *field);
 bool xn_db_bool(xn_db *db, const char *ref, const char *field);
 uint64_t xn_db_generation(xn_db *db);
+/* The record of ref as compact JSON text, kept until the object next
+ * changes (answers that return stored records are the API's hot path).
+ * NULL unless rec is ref's current stored record. Borrowed: valid until
+ * the next commit. */
+const char *xn_db_record_text(xn_db *db, const char *ref, json_t *rec);
 /* Generation of the last commit that touched ref (0 if unknown). */
 uint64_t xn_db_obj_generation(xn_db *db, const char *ref);
 
