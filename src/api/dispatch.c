@@ -27,6 +27,13 @@ struct xn_api {
 
 static void http_dispatch(void *ud, xn_http_req *req);
 
+/* Browsers ask before cross-origin POSTs; xapi allows any origin. */
+static void preflight(void *ud, xn_http_req *req)
+{
+	(void)ud;
+	xn_http_respond_preflight(req);
+}
+
 xn_api *xn_api_new(xn_host *h)
 {
 	xn_api *api = xn_calloc(1, sizeof(*api));
@@ -36,6 +43,7 @@ xn_api *xn_api_new(xn_host *h)
 	xn_api_register(api, xn_session_methods);
 	xn_api_route(api, "POST", "/jsonrpc", xn_jsonrpc_handle, api);
 	xn_api_route(api, "POST", "/", xn_xmlrpc_handle, api);
+	xn_api_route(api, "OPTIONS", "/", preflight, api);
 	return api;
 }
 

@@ -69,10 +69,15 @@ struct conn {
 	uv_timer_t *idle;     /* closes connections that send nothing useful */
 };
 
-/* A client gets this long to send a whole request head and body; an idle
- * keep-alive connection is closed after it too. Slow clients cannot tie
- * connections up for ever. */
-#define XN_HTTP_IDLE_MS 60000
+/* A client gets this long (xn_http_set_idle_timeout; 60 s by default) to
+ * send a whole request head and body; an idle keep-alive connection is
+ * closed after it too. Slow clients cannot tie connections up for ever. */
+static uint64_t idle_ms = 60000;
+
+void xn_http_set_idle_timeout(uint64_t ms)
+{
+	idle_ms = ms ? ms : 60000;
+}
 
 static void conn_close(struct conn *c);
 static void conn_process(struct conn *c);
@@ -405,6 +410,28 @@ void xn_http_respond(xn_http_req *r, int status, const char *content_type, const
 	req_free(r);
 }
 
+void xn_http_respond_preflight(xn_http_req *r)
+{
+	struct conn *c = r->conn;
+	if (c) {
+		char *resp = xn_asprintf(
+			"HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: *\r\n"
+			"Access-Control-Allow-Methods: POST, OPTIONS\r\n"
+			"Access-Control-Allow-Headers: content-type\r\n"
+			"Content-Length: 0\r\nConnection: %s\r\n\r\n",
+			r->keep_alive ? "keep-alive" : "close");
+		bool keep = r->keep_alive;
+		c->pending = NULL;
+		conn_write(c, resp, strlen(resp), !keep);
+		if (keep && !c->closing) {
+			idle_restart(c);
+			http_parser_pause(&c->parser, 0);
+			conn_process(c);
+		}
+	}
+	req_free(r);
+}
+
 /* ---- reading -------------------------------------------------------- */
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -507,7 +534,7 @@ static void on_idle(uv_timer_t *t)
 static void idle_restart(struct conn *c)
 {
 	if (c->idle && !c->closing)
-		uv_timer_start(c->idle, on_idle, XN_HTTP_IDLE_MS, 0);
+		uv_timer_start(c->idle, on_idle, idle_ms, 0);
 }
 
 static void on_closed(uv_handle_t *h)

@@ -49,6 +49,11 @@ bool xn_http_req_connected(const xn_http_req *r);
 void xn_http_respond(xn_http_req *r, int status, const char *content_type,
 		     const char *body, size_t len);
 
+/* Answer a CORS preflight (OPTIONS) as xapi does, and release it. */
+void xn_http_respond_preflight(xn_http_req *r);
+/* How long a connection may take to send a request, or stay idle. */
+void xn_http_set_idle_timeout(uint64_t ms);
+
 /* CONNECT: answer 200 and turn the connection into a raw tunnel. The
  * request is released; data and closed callbacks follow (closed exactly
  * once, also after xn_http_tunnel_close). */

@@ -26,7 +26,8 @@ static void usage(FILE *f)
 {
 	fputs("usage: xeniad --data-dir DIR --socket PATH [--listen ADDR:PORT [--plain-http]]\n"
 	      "              [--images DIR] [--shutdown-timeout SECONDS]\n"
-	      "              [--session-timeout SECONDS] [--debug]\n"
+	      "              [--session-timeout SECONDS] [--http-idle-timeout SECONDS]\n"
+	      "              [--debug]\n"
 	      "  --listen serves HTTPS (certificate DATA/xapi-ssl.pem, self-signed on first\n"
 	      "  start); --plain-http serves HTTP instead, on a loopback address only.\n", f);
 }
@@ -75,6 +76,7 @@ static int parse_args(int argc, char **argv)
 		{"images", required_argument, NULL, 'i'},
 		{"plain-http", no_argument, NULL, 'P'},
 		{"session-timeout", required_argument, NULL, 'S'},
+		{"http-idle-timeout", required_argument, NULL, 'I'},
 		{"shutdown-timeout", required_argument, NULL, 't'},
 		{"debug", no_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
@@ -89,6 +91,7 @@ static int parse_args(int argc, char **argv)
 		case 'i': host.images_dir = absolute(optarg); break;
 		case 'P': host.listen_plain = true; break;
 		case 'S': host.session_timeout_ms = (uint64_t)atoll(optarg) * 1000; break;
+		case 'I': xn_http_set_idle_timeout((uint64_t)atoll(optarg) * 1000); break;
 		case 't': host.clean_shutdown_timeout_ms = (unsigned)atoi(optarg) * 1000; break;
 		case 'D': xn_log_set_level(XN_LOG_DEBUG); break;
 		case 'h': usage(stdout); exit(0);
