@@ -202,10 +202,10 @@ static void on_powerdown(void *ud, json_t *ret, const xn_error *err)
 	(void)ret;
 	if (err) {
 		struct dom *d = xn_dom_find(o->h, o->vm);
-		if (d) {
-			d->expected = false;
-			d->on_exit = NULL;
-		}
+		if (!d)
+			return; /* QEMU is exiting: its exit path (stopped) ends the op */
+		d->expected = false;
+		d->on_exit = NULL;
 		qmp_failed(o, err, "cannot press the power button");
 		return;
 	}
