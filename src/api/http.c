@@ -450,10 +450,16 @@ static void conn_process(struct conn *c)
 {
 	if (c->closing || c->pending || c->tunnel)
 		return;
+	if (c->in.len == 0) {
+		/* nothing buffered (a zero-length execute means EOF to the parser) */
+		uv_read_start(&c->h.stream, on_alloc, on_read);
+		return;
+	}
 	size_t used = http_parser_execute(&c->parser, &settings, c->in.data ? c->in.data : "",
 					  c->in.len);
 	enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
 	if (e != HPE_OK && e != HPE_PAUSED) {
+		xn_debug("http: bad request: %s", http_errno_name(e));
 		uv_read_stop(&c->h.stream);
 		send_simple(c, e == HPE_CB_headers_complete || e == HPE_CB_body ? 413 : 400, true);
 		return;
@@ -477,6 +483,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if (n < 0) {
 		free(buf->base);
 		conn_close(c);
+		return;
+	}
+	if (n == 0) { /* EAGAIN: nothing read */
+		free(buf->base);
 		return;
 	}
 	if (c->tls) {

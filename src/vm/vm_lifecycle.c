@@ -454,15 +454,25 @@ static void on_migrate(void *ud, json_t *ret, const xn_error *err)
 	op_timer(o, 5, migrate_poll);
 }
 
+/* The domain for the next suspend step, or NULL after aborting because
+ * the last step failed or QEMU is gone. */
+static struct dom *suspend_step(struct op *o, const xn_error *err)
+{
+	struct dom *d = xn_dom_find(o->h, o->vm);
+	if (err || !d) {
+		suspend_abort(o, err);
+		return NULL;
+	}
+	return d;
+}
+
 static void on_getfd(void *ud, json_t *ret, const xn_error *err)
 {
 	(void)ret;
 	struct op *o = ud;
-	struct dom *d = xn_dom_find(o->h, o->vm);
-	if (err || !d) {
-		suspend_abort(o, err);
+	struct dom *d = suspend_step(o, err);
+	if (!d)
 		return;
-	}
 	xn_dom_qmp(d, "migrate", json_pack("{s:s}", "uri", "fd:xn-suspend"), on_migrate, o);
 }
 
@@ -470,11 +480,9 @@ static void on_stopped_for_suspend(void *ud, json_t *ret, const xn_error *err)
 {
 	(void)ret;
 	struct op *o = ud;
-	struct dom *d = xn_dom_find(o->h, o->vm);
-	if (err || !d) {
-		suspend_abort(o, err);
+	struct dom *d = suspend_step(o, err);
+	if (!d)
 		return;
-	}
 	o->state_uuid = xn_uuid_new();
 	XN_AUTOFREE char *dir = xn_sr_file_dir(o->h, o->h->local_sr_ref);
 	o->state_path = xn_asprintf("%s/%s.state", dir, o->state_uuid);
@@ -493,11 +501,9 @@ static void on_bandwidth(void *ud, json_t *ret, const xn_error *err)
 {
 	(void)ret;
 	struct op *o = ud;
-	struct dom *d = xn_dom_find(o->h, o->vm);
-	if (err || !d) {
-		suspend_abort(o, err);
+	struct dom *d = suspend_step(o, err);
+	if (!d)
 		return;
-	}
 	xn_dom_qmp(d, "stop", NULL, on_stopped_for_suspend, o);
 }
 

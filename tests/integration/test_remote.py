@@ -13,15 +13,9 @@ D = None
 PORT = None
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def setup_module():
     global D, PORT
-    PORT = free_port()
+    PORT = xenia.free_port()
     D = xenia.Daemon(name="remote", extra_args=["--listen", "127.0.0.1:%d" % PORT]).start()
 
 

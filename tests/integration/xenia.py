@@ -127,6 +127,13 @@ def popen(argv, **kw):
             time.sleep(0.2)
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def pid_alive(pid):
     """True if pid runs (a zombie counts as gone)."""
     try:
