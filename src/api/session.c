@@ -60,8 +60,55 @@ static bool password_ok(const char *pw, const char *hash)
 	return ok;
 }
 
+/* The highest role among a subject's roles; -1 if none. */
+static int subject_role(xn_host *h, const char *subject)
+{
+	int best = -1;
+	size_t i;
+	json_t *r;
+	json_array_foreach(xn_db_field(h->db, subject, "roles"), i, r) {
+		int lvl = xn_role_from_name(xn_db_str(h->db, json_string_value(r), "name_label"));
+		if (lvl > best)
+			best = lvl;
+	}
+	return best;
+}
+
+static const char *role_ref(xn_host *h, const char *name)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(xn_db_all(h->db, xn_model_class("role")), k, v)
+		if (xn_streq(json_string_value(json_object_get(v, "name_label")), name))
+			return k;
+	return NULL;
+}
+
+/* The roles xapi defines, as role records (clients such as XenCenter
+ * read them). */
+static int roles_init(xn_host *h, xn_error **err)
+{
+	static const char *desc[] = {
+		"Read-only access to everything",
+		"Start, stop and use the consoles of VMs",
+		"Create and destroy VMs, and everything a VM operator does",
+		"Migrate VMs and change their resources, and everything a VM admin does",
+		"Manage hosts, storage and networks of the pool, but not users",
+		"Everything, including users and roles",
+	};
+	xn_changes *cs = xn_changes_new(h->db);
+	for (int r = XN_ROLE_READ_ONLY; r < XN_ROLE_NONE; r++)
+		if (!role_ref(h, xn_role_name(r)))
+			xn_changes_add(cs, xn_model_class("role"), NULL,
+				       json_pack("{s:s,s:s}", "name_label", xn_role_name(r),
+						 "name_description", desc[r]));
+	return xn_db_commit(h->db, cs, err);
+}
+
 int xn_accounts_init(xn_host *h, xn_error **err)
 {
+	if (roles_init(h, err) < 0)
+		return -1;
 	if (find_account(h, "root"))
 		return 0;
 	unsigned char raw[12];
@@ -139,7 +186,7 @@ int xn_session_check(xn_host *h, const char *ref, int *role, xn_error **err)
 		json_object_set_new(last_used, ref, json_integer((json_int_t)xn_now_ms()));
 	const char *user = xn_db_str(h->db, ref, "auth_user_name");
 	const char *acct = find_account(h, user);
-	int r = acct ? xn_role_from_name(xn_db_str(h->db, acct, "role")) : -1;
+	int r = acct ? subject_role(h, xn_db_str(h->db, acct, "subject")) : -1;
 	if (xn_db_bool(h->db, ref, "is_local_superuser"))
 		r = XN_ROLE_POOL_ADMIN;
 	if (r < 0)
@@ -167,6 +214,12 @@ static void login(xn_call *c)
 				local_root ? "root" : uname, "originator",
 				json_array_size(c->args) > 3 ? xn_call_arg_str(c, 3) : "");
 	json_decref(now);
+	const char *subject = acct && !local_root ? xn_db_str(h->db, acct, "subject") : "";
+	if (!xn_ref_is_null(subject)) {
+		json_object_set_new(rec, "subject", json_string(subject));
+		json_object_set_new(rec, "auth_user_sid",
+				    json_string(xn_db_str(h->db, subject, "subject_identifier")));
+	}
 	xn_changes *cs = xn_changes_new(h->db);
 	XN_AUTOFREE char *ref = xn_strdup(xn_changes_add(cs, xn_model_class("session"), NULL, rec));
 	xn_error *err = NULL;
@@ -175,6 +228,137 @@ static void login(xn_call *c)
 		return;
 	}
 	xn_call_return(c, json_string(ref));
+}
+
+/* ---- local users (Xenia's subject.xenia_* messages) ------------------ */
+
+static bool valid_user_name(const char *n)
+{
+	size_t len = strlen(n);
+	if (len == 0 || len > 64)
+		return false;
+	for (const char *p = n; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
+			return false;
+	return true;
+}
+
+static void add_user(xn_call *c)
+{
+	xn_host *h = c->host;
+	const char *name = xn_call_arg_str(c, 0);
+	const char *pw = xn_call_arg_str(c, 1);
+	const char *role = xn_call_arg_str(c, 2);
+	if (!valid_user_name(name)) {
+		xn_call_fail_code(c, "INVALID_VALUE", "user_name", name, NULL);
+		return;
+	}
+	if (find_account(h, name)) {
+		xn_call_fail_code(c, "SUBJECT_ALREADY_EXISTS", name, NULL);
+		return;
+	}
+	const char *rref = role_ref(h, role);
+	if (!rref) {
+		xn_call_fail_code(c, "INVALID_VALUE", "role", role, NULL);
+		return;
+	}
+	if (!*pw) {
+		xn_call_fail_code(c, "INVALID_VALUE", "password", "(empty)", NULL);
+		return;
+	}
+	xn_error *err = NULL;
+	XN_AUTOFREE char *hash = hash_password(pw, &err);
+	if (!hash) {
+		xn_call_fail(c, err);
+		return;
+	}
+	XN_AUTOFREE char *sid = xn_asprintf("xenia-local:%s", name);
+	xn_changes *cs = xn_changes_new(h->db);
+	XN_AUTOFREE char *subject = xn_strdup(xn_changes_add(
+		cs, xn_model_class("subject"), NULL,
+		json_pack("{s:s,s:{s:s,s:s,s:s},s:[s]}", "subject_identifier", sid, "other_config",
+			  "subject-name", name, "subject-displayname", name, "subject-is-group",
+			  "false", "roles", rref)));
+	xn_changes_add(cs, account_class(), NULL,
+		       json_pack("{s:s,s:s,s:s,s:s}", "name", name, "password_hash", hash, "role",
+				 role, "subject", subject));
+	if (xn_db_commit(h->db, cs, &err) < 0)
+		xn_call_fail(c, err);
+	else
+		xn_call_return(c, json_string(subject));
+}
+
+static const char *account_of_subject(xn_host *h, const char *subject)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(xn_db_all(h->db, account_class()), k, v)
+		if (xn_streq(json_string_value(json_object_get(v, "subject")), subject))
+			return k;
+	return NULL;
+}
+
+static void set_password(xn_call *c, const char *acct, const char *pw)
+{
+	xn_error *err = NULL;
+	XN_AUTOFREE char *hash = *pw ? hash_password(pw, &err) : NULL;
+	if (!*pw) {
+		xn_call_fail_code(c, "INVALID_VALUE", "password", "(empty)", NULL);
+		return;
+	}
+	if (!hash || xn_db_set(c->host->db, acct, "password_hash", json_string(hash), &err) < 0)
+		xn_call_fail(c, err);
+	else
+		xn_call_return(c, NULL);
+}
+
+static void subject_set_password(xn_call *c)
+{
+	const char *acct = account_of_subject(c->host, xn_call_arg_str(c, 0));
+	if (!acct) {
+		xn_call_fail_code(c, "HANDLE_INVALID", "subject", xn_call_arg_str(c, 0), NULL);
+		return;
+	}
+	set_password(c, acct, xn_call_arg_str(c, 1));
+}
+
+/* session.change_password: the caller's own password, given the old one. */
+static void change_password(xn_call *c)
+{
+	xn_host *h = c->host;
+	const char *user = xn_db_str(h->db, c->session, "auth_user_name");
+	const char *acct = find_account(h, user);
+	if (!acct || !password_ok(xn_call_arg_str(c, 0), xn_db_str(h->db, acct, "password_hash"))) {
+		xn_call_fail_code(c, "SESSION_AUTHENTICATION_FAILED", user,
+				  "the old password is wrong", NULL);
+		return;
+	}
+	set_password(c, acct, xn_call_arg_str(c, 1));
+}
+
+/* Destroying a local user's subject removes the account and its sessions. */
+static void subject_destroy(xn_call *c)
+{
+	xn_host *h = c->host;
+	const char *subject = xn_call_arg_str(c, 0);
+	const char *acct = account_of_subject(h, subject);
+	xn_changes *cs = xn_changes_new(h->db);
+	if (acct) {
+		const char *name = xn_db_str(h->db, acct, "name");
+		const char *k;
+		json_t *v;
+		json_object_foreach(xn_db_all(h->db, xn_model_class("session")), k, v)
+			if (xn_streq(json_string_value(json_object_get(v, "auth_user_name")), name))
+				xn_changes_delete(cs, k);
+		xn_changes_delete(cs, acct);
+	}
+	xn_changes_delete(cs, subject);
+	xn_error *err = NULL;
+	if (xn_db_commit(h->db, cs, &err) < 0)
+		xn_call_fail(c, err);
+	else
+		xn_call_return(c, NULL);
 }
 
 static void logout(xn_call *c)
@@ -194,5 +378,9 @@ const xn_api_method xn_session_methods[] = {
 	{"session.login_with_password", login},
 	{"session.logout", logout},
 	{"session.local_logout", logout},
+	{"session.change_password", change_password},
+	{"subject.xenia_add_user", add_user},
+	{"subject.xenia_set_password", subject_set_password},
+	{"subject.destroy", subject_destroy},
 	{NULL, NULL},
 };

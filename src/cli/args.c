@@ -84,15 +84,27 @@ static bool take_conn_option(xe_args *a, const char *k, const char *v, bool defa
 	return true;
 }
 
+static void push_param(xe_args *a, char *key /* taken */, const char *v)
+{
+	a->params = xn_realloc(a->params, (a->nparams + 1) * sizeof(xe_param));
+	a->params[a->nparams].key = key;
+	a->params[a->nparams].value = xn_strdup(v);
+	a->nparams++;
+}
+
 static void add_param(xe_args *a, const char *k, size_t klen, const char *v)
 {
 	XN_AUTOFREE char *key = xn_strndup(k, klen);
 	if (take_conn_option(a, key, v, false))
 		return;
-	a->params = xn_realloc(a->params, (a->nparams + 1) * sizeof(xe_param));
-	a->params[a->nparams].key = xn_steal(&key);
-	a->params[a->nparams].value = xn_strdup(v);
-	a->nparams++;
+	push_param(a, xn_steal(&key), v);
+}
+
+/* user-add's password= is the new user's password (log in with -pw there). */
+static bool command_password(const xe_args *a, const char *k, size_t klen)
+{
+	return klen == 8 && strncmp(k, "password", 8) == 0 && a->words[0] &&
+	       strcmp(a->words[0], "user-add") == 0;
 }
 
 static int parse_switch(xe_args *a, int argc, char *const *argv, int *i, xn_error **err)
@@ -124,6 +136,8 @@ int xe_args_parse(xe_args *a, int argc, char *const *argv, xn_error **err)
 		} else if (s[0] == '-' && s[1] && !eq) {
 			if (parse_switch(a, argc, argv, &i, err) < 0)
 				return -1;
+		} else if (eq && eq != s && command_password(a, s, (size_t)(eq - s))) {
+			push_param(a, xn_strdup("password"), eq + 1);
 		} else if (eq && eq != s) {
 			add_param(a, s, (size_t)(eq - s), eq + 1);
 		} else if (!eq) {

@@ -280,6 +280,11 @@ int xe_cmd_vm_lifecycle(xe_ctx *ctx, xn_error **err);   /* data: the op */
 int xe_cmd_vm_uninstall(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vm_destroy(xe_ctx *ctx, xn_error **err);
 int xe_cmd_console(xe_ctx *ctx, xn_error **err);
+/* Local users (cmd_user.c). */
+int xe_cmd_user_add(xe_ctx *ctx, xn_error **err);
+int xe_cmd_user_remove(xe_ctx *ctx, xn_error **err);
+int xe_cmd_user_list(xe_ctx *ctx, xn_error **err);
+int xe_cmd_user_password_change(xe_ctx *ctx, xn_error **err);
 int xe_cmd_help(xe_ctx *ctx, xn_error **err);
 
 /* Every sr="..." attribute of a template's provisioning XML

@@ -36,6 +36,17 @@ static const xe_cmd handwritten[] = {
 	{"vm-pause", xe_cmd_vm_lifecycle, "", "vm multiple", SEL, "Pause the selected VM(s).", NULL},
 	{"vm-unpause", xe_cmd_vm_lifecycle, "", "vm multiple", SEL,
 	 "Unpause the selected VM(s).", NULL},
+	{"user-add", xe_cmd_user_add, "user-name password", "role", XE_CMD_STANDARD,
+	 "Add a local user with a role: read-only (default), vm-operator, vm-admin, "
+	 "vm-power-admin, pool-operator or pool-admin; prints the user's subject uuid.", NULL},
+	{"user-remove", xe_cmd_user_remove, "user-name", "", XE_CMD_STANDARD,
+	 "Remove a local user; their sessions end.", NULL},
+	{"user-list", xe_cmd_user_list, "", "minimal", XE_CMD_STANDARD,
+	 "List the local users and their roles (root, the local superuser, is built in).", NULL},
+	{"user-password-change", xe_cmd_user_password_change, "new", "old user-name",
+	 XE_CMD_STANDARD,
+	 "Change your own password (old= and new=), or as an administrator another "
+	 "user's (user-name= and new=).", NULL},
 	{"console", xe_cmd_console, "", "vm linger scrollback", SEL,
 	 "Attach to the text console of the selected VM; Ctrl-] detaches. Without a terminal, "
 	 "stdin goes to the console, and output is printed until linger= seconds (default 1) "

@@ -86,6 +86,19 @@ static const struct msg_decl msg_decls[] = {
 #undef XN_MSG
 #undef XN_P
 
+/* Xenia's own messages, beside the XenAPI's: local user accounts (xapi
+ * leaves users to external directories). Declared like the others, so
+ * dispatch, parameter checks and roles apply to them unchanged. */
+static const struct param_decl ext_add_user[] = {
+	{"string", "user_name", 0}, {"string", "password", 0}, {"string", "role", 0},
+	{NULL, NULL, 0}};
+static const struct param_decl ext_set_password[] = {
+	{"subject ref", "self", 0}, {"string", "password", 0}, {NULL, NULL, 0}};
+static const struct msg_decl ext_msgs[] = {
+	{XN_CLSID_subject, "xenia_add_user", "subject ref", XN_ROLE_POOL_ADMIN, 0, ext_add_user},
+	{XN_CLSID_subject, "xenia_set_password", "void", XN_ROLE_POOL_ADMIN, 0, ext_set_password},
+};
+
 struct class_decl {
 	const char *name;
 	int flags;
@@ -114,11 +127,14 @@ static const struct field_decl internal_fields[] = {
 	{0, "start_ticks", "int", "0", XN_RO_RUNTIME, XN_ROLE_NONE},
 	{0, "run_dir", "string", "\"\"", XN_RO_RUNTIME, XN_ROLE_NONE},
 	{0, "engine", "string", "\"\"", XN_RO_RUNTIME, XN_ROLE_NONE},
-	/* User accounts (user database). */
+	/* User accounts: the password hash of a local user; the user's
+	 * role is the XenAPI subject's (root has none: it is the local
+	 * superuser). */
 	{1, "uuid", "string", NULL, XN_RO_RUNTIME, XN_ROLE_NONE},
 	{1, "name", "string", "\"\"", XN_RO_RUNTIME, XN_ROLE_NONE},
 	{1, "password_hash", "string", "\"\"", XN_RO_RUNTIME, XN_ROLE_NONE},
 	{1, "role", "string", "\"read-only\"", XN_RO_RUNTIME, XN_ROLE_NONE},
+	{1, "subject", "subject ref", "\"OpaqueRef:NULL\"", XN_RO_RUNTIME, XN_ROLE_NONE},
 };
 static const char *internal_classes[] = {"xn_domain", "xn_account"};
 
@@ -404,6 +420,14 @@ void xn_model_init(void)
 		add_field(&classes[ndecl + (size_t)internal_fields[i].cls], &internal_fields[i]);
 	for (size_t i = 0; i < XN_ARRAY_LEN(msg_decls); i++)
 		add_message(&classes[msg_decls[i].cls], &msg_decls[i]);
+	for (size_t i = 0; i < XN_ARRAY_LEN(ext_msgs); i++)
+		add_message(&classes[ext_msgs[i].cls], &ext_msgs[i]);
+	/* session.change_password lists no roles in the datamodel: every user
+	 * may call it for themselves (it checks the old password). */
+	xn_message *cp = (xn_message *)xn_class_message(&classes[XN_CLSID_session],
+							"change_password");
+	if (cp)
+		cp->role = XN_ROLE_READ_ONLY;
 	for (size_t i = 0; i < nclasses; i++) {
 		xn_class *c = &classes[i];
 		for (size_t j = 0; j < c->nfields; j++)
