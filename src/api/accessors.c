@@ -352,9 +352,26 @@ static bool field_verb(xn_call *c, const xn_class *cls, const char *verb)
 	return false;
 }
 
+/* Classes whose datamodel has no get_all, get_all_records or
+ * get_all_records_where (xapi generates none for them). A session's
+ * ref is its secret: listing them would let any caller act as anyone. */
+static const char *no_get_all[] = {"session", "user", "LVHD", NULL};
+
+bool xn_class_has_get_all(const xn_class *cls)
+{
+	for (size_t i = 0; no_get_all[i]; i++)
+		if (strcmp(no_get_all[i], cls->name) == 0)
+			return false;
+	return true;
+}
+
 bool xn_accessor_call(xn_call *c, const xn_class *cls, const char *verb)
 {
 	if (cls->flags & (XN_CLS_RECORD_ONLY | XN_CLS_INTERNAL))
+		return false;
+	if (!xn_class_has_get_all(cls) &&
+	    (strcmp(verb, "get_all") == 0 || strcmp(verb, "get_all_records") == 0 ||
+	     strcmp(verb, "get_all_records_where") == 0 || strcmp(verb, "get_all_where") == 0))
 		return false;
 	if (strcmp(verb, "get_record") == 0) {
 		c->result_type = typeof_f("%s record", cls->name);

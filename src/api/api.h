@@ -97,6 +97,9 @@ int xn_accounts_init(xn_host *h, xn_error **err);
 
 /* Generic accessors (accessors.c); true if method was one. */
 bool xn_accessor_call(xn_call *c, const xn_class *cls, const char *verb);
+/* False for the stored classes xapi lists no get_all* messages for
+ * (session, user, LVHD): neither served nor in system.listMethods. */
+bool xn_class_has_get_all(const xn_class *cls);
 
 /* JSON-RPC over HTTP (jsonrpc.c). */
 void xn_jsonrpc_handle(void *api, xn_http_req *req);
@@ -126,8 +129,11 @@ const char *xn_task_add(xn_changes *cs, xn_host *h, const char *label);
  * failure with err's code and parameters in error_info. */
 void xn_task_settle(xn_changes *cs, const char *task, const xn_error *err, json_t *result,
 		    const xn_type *type);
+extern const xn_api_method xn_task_methods[];
 /* Remove tasks that finished more than max_age_s seconds ago. */
 void xn_tasks_gc(xn_host *h, double max_age_s);
+/* task.destroy. */
+extern const xn_api_method xn_task_methods[];
 
 /* Events (event.c): start recording commits for event.from. */
 void xn_events_init(xn_api *api, xn_host *h);

@@ -41,6 +41,8 @@ xn_api *xn_api_new(xn_host *h)
 	api->handlers = json_object();
 	api->http = xn_http_server_new(h->loop, http_dispatch, api);
 	xn_api_register(api, xn_session_methods);
+	xn_api_register(api, xn_task_methods);
+	xn_api_register(api, xn_task_methods);
 	xn_api_route(api, "POST", "/jsonrpc", xn_jsonrpc_handle, api);
 	xn_api_route(api, "POST", "/", xn_xmlrpc_handle, api);
 	xn_api_route(api, "OPTIONS", "/", preflight, api);
@@ -408,7 +410,8 @@ json_t *xn_api_list_methods(xn_api *api)
 		if (c->flags & (XN_CLS_INTERNAL | XN_CLS_RECORD_ONLY))
 			continue;
 		for (size_t j = 0; verbs[j]; j++)
-			json_array_append_new(names, json_sprintf("%s.%s", c->name, verbs[j]));
+			if (xn_class_has_get_all(c) || !xn_str_has_prefix(verbs[j], "get_all"))
+				json_array_append_new(names, json_sprintf("%s.%s", c->name, verbs[j]));
 		if (c->name_label)
 			json_array_append_new(names, json_sprintf("%s.get_by_name_label", c->name));
 		for (size_t j = 0; j < c->nfields; j++) {

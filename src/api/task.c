@@ -15,12 +15,27 @@ const char *xn_task_add(xn_changes *cs, xn_host *h, const char *label)
 					h->host_ref, "progress", 0.0));
 }
 
+/* task.destroy of a pending task asks for this (as xapi records it). */
+static bool destroy_requested(json_t *t)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(t, "current_operations"), k, v)
+		if (xn_streq(json_string_value(v), "destroy"))
+			return true;
+	return false;
+}
+
 void xn_task_settle(xn_changes *cs, const char *task, const xn_error *err, json_t *result,
 		    const xn_type *type)
 {
 	json_t *t = xn_changes_edit(cs, task);
 	if (!t)
 		return;
+	if (destroy_requested(t)) {
+		xn_changes_delete(cs, task);
+		return;
+	}
 	json_object_set_new(t, "status", json_string(err ? "failure" : "success"));
 	json_object_set_new(t, "finished", xn_datetime_now());
 	json_object_set_new(t, "progress", json_real(1.0));
@@ -42,6 +57,41 @@ void xn_task_settle(xn_changes *cs, const char *task, const xn_error *err, json_
 	xn_buf_reset(&b);
 }
 
+/* task.destroy(self): a finished task goes at once (clients such as
+ * Xen Orchestra's destroy each Async task once they have its result, and
+ * watch for its deletion); a pending one when it ends. xapi lets a
+ * session destroy its own tasks, and any task with the pool-operator's
+ * "task.destroy/any"; tasks here do not record their session, so only
+ * that role may. */
+static void task_destroy(xn_call *c)
+{
+	const char *task = xn_call_arg_str(c, 0);
+	if (c->role < XN_ROLE_POOL_OPERATOR) {
+		xn_call_fail_code(c, "RBAC_PERMISSION_DENIED", "task.destroy/any",
+				  "the role of this session does not allow the call", NULL);
+		return;
+	}
+	xn_changes *cs = xn_changes_new(c->host->db);
+	json_t *t = xn_changes_edit(cs, task);
+	if (t && xn_streq(json_string_value(json_object_get(t, "status")), "pending")) {
+		json_t *ops = json_object_get(t, "current_operations");
+		if (!json_is_object(ops))
+			json_object_set_new(t, "current_operations", ops = json_object());
+		json_object_set_new(ops, "task", json_string("destroy"));
+	} else
+		xn_changes_delete(cs, task);
+	xn_error *err = NULL;
+	if (xn_db_commit(c->host->db, cs, &err) < 0)
+		xn_call_fail(c, err);
+	else
+		xn_call_return(c, NULL);
+}
+
+const xn_api_method xn_task_methods[] = {
+	{"task.destroy", task_destroy},
+	{NULL, NULL},
+};
+
 void xn_tasks_gc(xn_host *h, double max_age_s)
 {
 	XN_AUTOFREE char *cutoff = xn_datetime_str(xn_wall_time() - max_age_s);
@@ -59,3 +109,21 @@ void xn_tasks_gc(xn_host *h, double max_age_s)
 	if (xn_db_commit(h->db, cs, &err) < 0)
 		xn_warn("tasks: cannot remove finished tasks: %s", err->message);
 }
+
+/* task.cancel: none of today's operations can stop half-way safely
+ * (each is short or commits at its end), so cancelling is refused with
+ * the reason; a finished task cannot be cancelled either. */
+static void task_cancel(xn_call *c)
+{
+	const char *task = xn_call_arg_str(c, 0);
+	const char *status = xn_db_str(c->host->db, task, "status");
+	xn_call_fail_code(c, "OPERATION_NOT_ALLOWED",
+			  strcmp(status, "pending") != 0 ? "the task has already finished"
+							 : "this operation cannot be cancelled",
+			  NULL);
+}
+
+const xn_api_method xn_task_methods[] = {
+	{"task.cancel", task_cancel},
+	{NULL, NULL},
+};
