@@ -133,7 +133,6 @@ extern const xn_api_method xn_task_methods[];
 /* Remove tasks that finished more than max_age_s seconds ago. */
 void xn_tasks_gc(xn_host *h, double max_age_s);
 /* task.destroy. */
-extern const xn_api_method xn_task_methods[];
 
 /* Events (event.c): start recording commits for event.from. */
 void xn_events_init(xn_api *api, xn_host *h);

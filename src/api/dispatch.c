@@ -42,7 +42,6 @@ xn_api *xn_api_new(xn_host *h)
 	api->http = xn_http_server_new(h->loop, http_dispatch, api);
 	xn_api_register(api, xn_session_methods);
 	xn_api_register(api, xn_task_methods);
-	xn_api_register(api, xn_task_methods);
 	xn_api_route(api, "POST", "/jsonrpc", xn_jsonrpc_handle, api);
 	xn_api_route(api, "POST", "/", xn_xmlrpc_handle, api);
 	xn_api_route(api, "OPTIONS", "/", preflight, api);

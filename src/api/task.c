@@ -87,8 +87,11 @@ static void task_destroy(xn_call *c)
 		xn_call_return(c, NULL);
 }
 
+static void task_cancel(xn_call *c);
+
 const xn_api_method xn_task_methods[] = {
 	{"task.destroy", task_destroy},
+	{"task.cancel", task_cancel},
 	{NULL, NULL},
 };
 
@@ -122,8 +125,3 @@ static void task_cancel(xn_call *c)
 							 : "this operation cannot be cancelled",
 			  NULL);
 }
-
-const xn_api_method xn_task_methods[] = {
-	{"task.cancel", task_cancel},
-	{NULL, NULL},
-};
