@@ -14,7 +14,12 @@ pkgs=(build-essential pkg-config libuv1-dev libsqlite3-dev libjansson-dev
 mapfile -t image_pkgs < <(grep -v '^\s*#' images/tiny-linux/packages.txt | grep -v '^\s*$')
 pkgs+=("${image_pkgs[@]}")
 case "${1:-}" in
---test) pkgs+=(python3 procps) ;;
+--test)
+	pkgs+=(python3 procps)
+	# node and npm for tests/clients/xen-api; a node installed some other
+	# way (e.g. from nodesource) is kept: Debian's would replace it
+	command -v node >/dev/null || pkgs+=(nodejs npm)
+	;;
 --bench) pkgs+=(python3 libvirt-daemon-system libvirt-clients) ;;
 --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 esac

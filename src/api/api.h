@@ -129,10 +129,10 @@ const char *xn_task_add(xn_changes *cs, xn_host *h, const char *label);
  * failure with err's code and parameters in error_info. */
 void xn_task_settle(xn_changes *cs, const char *task, const xn_error *err, json_t *result,
 		    const xn_type *type);
-extern const xn_api_method xn_task_methods[];
 /* Remove tasks that finished more than max_age_s seconds ago. */
 void xn_tasks_gc(xn_host *h, double max_age_s);
-/* task.destroy. */
+/* task.destroy, task.cancel. */
+extern const xn_api_method xn_task_methods[];
 
 /* Events (event.c): start recording commits for event.from. */
 void xn_events_init(xn_api *api, xn_host *h);

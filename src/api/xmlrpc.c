@@ -177,10 +177,62 @@ static const xn_type *field_type(const xn_type *rec, const char *name)
 	return f ? f->type : NULL;
 }
 
+/* event.from's batch, as xapi's Event_types.rpc_of_event_from builds it:
+ * each snapshot typed as a record of its class (datetimes tagged, as in
+ * get_record), and valid_ref_counts as int32s, which XML-RPC tags <i4>
+ * (unlike XenAPI ints; clients compare them with numbers). */
+static void put_event_batch(xn_buf *out, json_t *v)
+{
+	xn_buf_puts(out, "<value><struct>");
+	const char *k;
+	json_t *e;
+	json_object_foreach(v, k, e) {
+		xn_buf_printf(out, "<member><name>%s</name>", k);
+		if (strcmp(k, "valid_ref_counts") == 0 && json_is_object(e)) {
+			xn_buf_puts(out, "<value><struct>");
+			const char *cls;
+			json_t *n;
+			json_object_foreach(e, cls, n)
+				xn_buf_printf(out, "<member><name>%s</name><value><i4>%lld</i4></value></member>",
+					      cls, (long long)json_integer_value(n));
+			xn_buf_puts(out, "</struct></value>");
+		} else if (strcmp(k, "events") == 0 && json_is_array(e)) {
+			xn_buf_puts(out, "<value><array><data>");
+			size_t i;
+			json_t *ev;
+			json_array_foreach(e, i, ev) {
+				const xn_class *c = xn_model_class_ci(
+					json_string_value(json_object_get(ev, "class")));
+				XN_AUTOFREE char *rec = c ? xn_asprintf("%s record", c->name) : NULL;
+				xn_buf_puts(out, "<value><struct>");
+				const char *f;
+				json_t *fv;
+				json_object_foreach(ev, f, fv) {
+					xn_buf_printf(out, "<member><name>%s</name>", f);
+					bool snap = rec && strcmp(f, "snapshot") == 0;
+					xn_xmlrpc_value(out, fv, snap ? xn_type_parse(rec) : NULL);
+					xn_buf_puts(out, "</member>");
+				}
+				xn_buf_puts(out, "</struct></value>");
+			}
+			xn_buf_puts(out, "</data></array></value>");
+		} else {
+			xn_xmlrpc_value(out, e, NULL);
+		}
+		xn_buf_puts(out, "</member>");
+	}
+	xn_buf_puts(out, "</struct></value>");
+}
+
 void xn_xmlrpc_value(xn_buf *out, json_t *v, const xn_type *t)
 {
 	if (t && t->kind == XN_T_OPTION)
 		t = t->elem;
+	if (t && t->kind == XN_T_RECORD && strcmp(t->name, "event_batch") == 0 &&
+	    json_is_object(v)) {
+		put_event_batch(out, v);
+		return;
+	}
 	xn_buf_puts(out, "<value>");
 	if (json_is_object(v)) {
 		xn_buf_puts(out, "<struct>");
