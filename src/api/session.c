@@ -361,6 +361,34 @@ static void subject_destroy(xn_call *c)
 		xn_call_return(c, NULL);
 }
 
+/* session.get_rbac_permissions(self): what the session's role allows,
+ * as xapi names permissions ("vm.start", lower-case class): every
+ * message whose lowest role the session's role reaches. Computed when
+ * asked, not stored in every session. */
+static void rbac_permissions(xn_call *c)
+{
+	const char *self = xn_call_arg_str(c, 0);
+	int role;
+	xn_error *err = NULL;
+	if (xn_session_check(c->host, self, &role, &err) < 0) {
+		xn_error_free(err);
+		xn_call_fail_code(c, "HANDLE_INVALID", "session", self, NULL);
+		return;
+	}
+	json_t *perms = json_array();
+	for (size_t i = 0; i < xn_model_nclasses(); i++) {
+		const xn_class *cls = xn_model_class_at(i);
+		if (cls->flags & (XN_CLS_INTERNAL | XN_CLS_RECORD_ONLY))
+			continue;
+		for (size_t j = 0; j < cls->nmessages; j++)
+			if (cls->messages[j].role <= role)
+				json_array_append_new(perms, json_sprintf("%s.%s", cls->lower,
+									  cls->messages[j].name));
+	}
+	c->result_type = xn_type_parse("string set");
+	xn_call_return(c, perms);
+}
+
 static void logout(xn_call *c)
 {
 	if (last_used)
@@ -379,6 +407,7 @@ const xn_api_method xn_session_methods[] = {
 	{"session.logout", logout},
 	{"session.local_logout", logout},
 	{"session.change_password", change_password},
+	{"session.get_rbac_permissions", rbac_permissions},
 	{"subject.xenia_add_user", add_user},
 	{"subject.xenia_set_password", subject_set_password},
 	{"subject.destroy", subject_destroy},

@@ -55,6 +55,13 @@ def test_users_and_roles():
     r = as_user("bob", "builder", "vm-install", "template=Tiny Linux", "new-name-label=no", ok=False)
     assert r.error_code() == "RBAC_PERMISSION_DENIED", r.stderr
 
+    # the session tells a client what its role allows (xapi's names)
+    pw_call = D.call("session.login_with_password", ["bob", "builder"])
+    s_bob = pw_call["result"]
+    perms = D.call("session.get_rbac_permissions", [s_bob, s_bob])["result"]
+    assert "vm.start" in perms and "vm.clone" not in perms, len(perms)
+    root_perms = D.api("session.get_rbac_permissions", D.login())
+    assert "vm.clone" in root_perms and len(root_perms) > len(perms)
     # own password change needs the old one; an admin can reset it
     r = as_user("alice", "wonder", "user-password-change", "old=wrong", "new=x", ok=False)
     assert r.rc != 0
