@@ -302,7 +302,93 @@ static void vdi_destroy(xn_call *c)
 	xn_call_return(c, NULL);
 }
 
+/* ---- VDI.create: the record and its image, together ------------------- */
+
+struct vdi_create {
+	xn_call *call;
+	json_t *rec;     /* the record to commit once the image exists */
+	char *sr, *location;
+};
+
+static void vdi_created(void *ud, xn_error *err)
+{
+	struct vdi_create *v = ud;
+	xn_host *h = v->call->host;
+	if (!err) {
+		xn_changes *cs = xn_changes_new(h->db);
+		XN_AUTOFREE char *ref = xn_strdup(
+			xn_changes_add(cs, xn_model_class("VDI"), NULL, json_incref(v->rec)));
+		if (xn_db_commit(h->db, cs, &err) == 0) {
+			xn_call_return(v->call, json_string(ref));
+			v->call = NULL;
+		} else {
+			/* no record: the image goes too */
+			xn_sr_ops_of(h, v->sr)->vdi_destroy(h, v->sr, v->location, NULL);
+		}
+	}
+	if (v->call)
+		xn_call_fail(v->call, err);
+	json_decref(v->rec);
+	free(v->sr);
+	free(v->location);
+	free(v);
+}
+
+/* VDI.create(args): a new empty thin image of virtual_size on args.SR. */
+static void vdi_create(xn_call *c)
+{
+	xn_host *h = c->host;
+	json_t *args = xn_call_arg(c, 0);
+	const char *sr = json_string_value(json_object_get(args, "SR"));
+	if (!sr || xn_db_class_of(h->db, sr) != xn_model_class("SR")) {
+		xn_call_fail_code(c, "HANDLE_INVALID", "SR", sr ? sr : "", NULL);
+		return;
+	}
+	const xn_sr_ops *ops = xn_sr_ops_of(h, sr);
+	if (!ops) {
+		xn_call_fail_code(c, "SR_UNKNOWN_DRIVER", xn_db_str(h->db, sr, "type"), NULL);
+		return;
+	}
+	const xn_class *vc = xn_model_class("VDI");
+	json_t *rec = json_object();
+	for (size_t i = 0; i < vc->nfields; i++) {
+		const xn_field *f = &vc->fields[i];
+		json_t *given = f->qualifier == XN_RO_RUNTIME ? NULL : json_object_get(args, f->name);
+		if (!given)
+			continue;
+		xn_error *err = NULL;
+		json_t *ok = xn_value_check(f->type, given, f->name, &err);
+		if (!ok) {
+			json_decref(rec);
+			xn_call_fail(c, err);
+			return;
+		}
+		json_object_set_new(rec, f->name, ok);
+	}
+	json_int_t size = json_integer_value(json_object_get(rec, "virtual_size"));
+	if (size <= 0 || size > (json_int_t)64 << 40) {
+		json_decref(rec);
+		XN_AUTOFREE char *s = xn_asprintf("%lld", (long long)size);
+		xn_call_fail_code(c, "INVALID_VALUE", "virtual_size", s, NULL);
+		return;
+	}
+	/* qcow2 sizes are whole sectors */
+	size = (size + 511) / 512 * 512;
+	char *uuid = xn_uuid_new();
+	json_object_set_new(rec, "uuid", json_string(uuid));
+	json_object_set_new(rec, "location", json_string(uuid));
+	json_object_set_new(rec, "virtual_size", json_integer(size));
+	json_object_set_new(rec, "managed", json_true());
+	struct vdi_create *v = xn_calloc(1, sizeof(*v));
+	v->call = c;
+	v->rec = rec;
+	v->sr = xn_strdup(sr);
+	v->location = uuid;
+	ops->vdi_create(h, sr, uuid, size, vdi_created, v);
+}
+
 static const xn_api_method vm_record_methods[] = {
+	{"VDI.create", vdi_create},
 	{"VM.clone", vm_clone},
 	{"VM.provision", vm_provision},
 	{"VM.set_memory_static_max", set_static_max},

@@ -5,7 +5,9 @@ task result, shutdown), and hostile input on the wire: oversized bodies,
 deep nesting, invalid UTF-8, XML entities, slow clients, CORS
 preflight. The daemon must answer each with an error and keep serving."""
 
+import json
 import os
+import subprocess
 import socket
 import threading
 import time
@@ -218,3 +220,24 @@ def test_memory_stays_bounded_under_bad_requests():
     after = rss()
     assert after - before < 200 * 1024, "RSS grew from %d to %d kB" % (before, after)
     still_serving()
+
+
+def test_vdi_create_makes_its_image():
+    s = proxy()
+    sess = login(s)
+    sr = ok(s.pool.get_default_SR(sess, ok(s.pool.get_all(sess))[0]))
+    args = {"SR": sr, "virtual_size": str(3 << 30), "type": "user", "sharable": False,
+            "read_only": False, "other_config": {}, "name_label": "data"}
+    vdi = ok(s.VDI.create(sess, args))
+    rec = ok(s.VDI.get_record(sess, vdi))
+    assert rec["virtual_size"] == str(3 << 30) and rec["SR"] == sr, rec
+    path = os.path.join(D.sr_dir(), rec["location"] + ".qcow2")
+    info = json.loads(subprocess.check_output(["qemu-img", "info", "--output=json", path]))
+    assert info["virtual-size"] == 3 << 30 and info["format"] == "qcow2", info
+    assert ok(s.SR.get_VDIs(sess, sr)).count(vdi) == 1
+    bad = dict(args, virtual_size="-1")
+    assert s.VDI.create(sess, bad)["ErrorDescription"][:2] == ["INVALID_VALUE", "virtual_size"]
+    bad = dict(args, SR="OpaqueRef:nope")
+    assert s.VDI.create(sess, bad)["ErrorDescription"][0] == "HANDLE_INVALID"
+    ok(s.VDI.destroy(sess, vdi))
+    assert not os.path.exists(path)
