@@ -280,6 +280,11 @@ int xe_cmd_vm_lifecycle(xe_ctx *ctx, xn_error **err);   /* data: the op */
 int xe_cmd_vm_uninstall(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vm_destroy(xe_ctx *ctx, xn_error **err);
 int xe_cmd_console(xe_ctx *ctx, xn_error **err);
+/* Disks (cmd_disk.c). */
+int xe_cmd_vdi_create(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vdi_destroy(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vbd_create(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vbd_destroy(xe_ctx *ctx, xn_error **err);
 /* Local users (cmd_user.c). */
 int xe_cmd_user_add(xe_ctx *ctx, xn_error **err);
 int xe_cmd_user_remove(xe_ctx *ctx, xn_error **err);

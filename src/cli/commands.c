@@ -36,6 +36,17 @@ static const xe_cmd handwritten[] = {
 	{"vm-pause", xe_cmd_vm_lifecycle, "", "vm multiple", SEL, "Pause the selected VM(s).", NULL},
 	{"vm-unpause", xe_cmd_vm_lifecycle, "", "vm multiple", SEL,
 	 "Unpause the selected VM(s).", NULL},
+	{"vdi-create", xe_cmd_vdi_create, "sr-uuid name-label virtual-size",
+	 "type name-description", XE_CMD_STANDARD,
+	 "Create an empty thin disk of virtual-size (units: KiB, MiB, GiB, TiB) on an SR; "
+	 "prints its uuid.", NULL},
+	{"vdi-destroy", xe_cmd_vdi_destroy, "uuid", "", XE_CMD_STANDARD,
+	 "Destroy a disk and its image (refused while a running VM uses it).", NULL},
+	{"vbd-create", xe_cmd_vbd_create, "vm-uuid device", "vdi-uuid bootable type mode",
+	 XE_CMD_STANDARD,
+	 "Attach a disk (or an empty drive) to a VM as device N; prints the VBD's uuid.", NULL},
+	{"vbd-destroy", xe_cmd_vbd_destroy, "uuid", "", XE_CMD_STANDARD,
+	 "Remove a VBD (the disk stays).", NULL},
 	{"user-add", xe_cmd_user_add, "user-name password", "role", XE_CMD_STANDARD,
 	 "Add a local user with a role: read-only (default), vm-operator, vm-admin, "
 	 "vm-power-admin, pool-operator or pool-admin; prints the user's subject uuid.", NULL},

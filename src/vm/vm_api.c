@@ -2,6 +2,7 @@
  * the memory and vCPU setters; and VDI.destroy (vm.h). */
 #include "vm/vm_runtime.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "storage/storage.h"
@@ -387,7 +388,42 @@ static void vdi_create(xn_call *c)
 	ops->vdi_create(h, sr, uuid, size, vdi_created, v);
 }
 
+/* VBD.create: the datamodel's constructor, after the checks that keep a
+ * VM startable: the VM and disk exist, the device number is free. */
+static void vbd_create(xn_call *c)
+{
+	xn_host *h = c->host;
+	json_t *args = xn_call_arg(c, 0);
+	const char *vm = json_string_value(json_object_get(args, "VM"));
+	const char *vdi = json_string_value(json_object_get(args, "VDI"));
+	const char *dev = json_string_value(json_object_get(args, "userdevice"));
+	if (!vm || xn_db_class_of(h->db, vm) != xn_model_class("VM")) {
+		xn_call_fail_code(c, "HANDLE_INVALID", "VM", vm ? vm : "", NULL);
+		return;
+	}
+	if (!xn_ref_is_null(vdi) && xn_db_class_of(h->db, vdi) != xn_model_class("VDI")) {
+		xn_call_fail_code(c, "HANDLE_INVALID", "VDI", vdi, NULL);
+		return;
+	}
+	char *end = NULL;
+	long n = dev ? strtol(dev, &end, 10) : -1;
+	if (!dev || !*dev || *end || n < 0 || n > 15) {
+		xn_call_fail_code(c, "INVALID_VALUE", "userdevice", dev ? dev : "", NULL);
+		return;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(xn_db_field(h->db, vm, "VBDs"), i, v) {
+		if (xn_streq(xn_db_str(h->db, json_string_value(v), "userdevice"), dev)) {
+			xn_call_fail_code(c, "DEVICE_ALREADY_EXISTS", dev, NULL);
+			return;
+		}
+	}
+	xn_accessor_call(c, xn_model_class("VBD"), "create");
+}
+
 static const xn_api_method vm_record_methods[] = {
+	{"VBD.create", vbd_create},
 	{"VDI.create", vdi_create},
 	{"VM.clone", vm_clone},
 	{"VM.provision", vm_provision},

@@ -46,3 +46,34 @@ def test_engine_is_tcg_without_hardware_virtualization():
     host = D.xe("host-list", "--minimal").strip()
     sv = D.xe("host-param-get", "uuid=" + host, "param-name=software-version")
     assert ("engine: kvm" if hw else "engine: tcg") in sv, sv
+
+
+@xenia.time_limit(180)
+def test_added_disk_is_seen_by_the_guest():
+    vm = D.install("disks")
+    sr = D.xe("sr-list", "name-label=Local storage", "--minimal").strip()
+    vdi = D.xe("vdi-create", "sr-uuid=" + sr, "name-label=data", "virtual-size=64MiB").strip()
+    assert xenia.UUID_RE.match(vdi), vdi
+    assert D.xe("vdi-param-get", "uuid=" + vdi, "param-name=virtual-size").strip() == str(64 << 20)
+    vm_uuid = vm
+    bad = D.xe("vbd-create", "vm-uuid=" + vm_uuid, "vdi-uuid=" + vdi, "device=0", ok=False)
+    assert bad.error_code() == "DEVICE_ALREADY_EXISTS", bad.stderr
+    bad = D.xe("vbd-create", "vm-uuid=" + vm_uuid, "vdi-uuid=" + vdi, "device=x", ok=False)
+    assert bad.error_code() == "INVALID_VALUE", bad.stderr
+    vbd = D.xe("vbd-create", "vm-uuid=" + vm_uuid, "vdi-uuid=" + vdi, "device=1").strip()
+    assert xenia.UUID_RE.match(vbd), vbd
+    D.xe("vm-start", "uuid=" + vm)
+    c = D.console(vm)
+    try:
+        c.wait_prompt(timeout=90)
+        # 64 MiB = 131072 sectors of 512 bytes
+        assert c.run("cat /sys/block/vdb/size") == "131072"
+        assert c.run("cat /sys/block/vdb/serial") == vdi[:20]
+    finally:
+        c.close()
+    # a disk in use by a running VM cannot be destroyed
+    assert D.xe("vdi-destroy", "uuid=" + vdi, ok=False).error_code() == "VDI_IN_USE"
+    D.xe("vm-shutdown", "uuid=" + vm, "--force")
+    D.xe("vbd-destroy", "uuid=" + vbd)
+    D.xe("vdi-destroy", "uuid=" + vdi)
+    assert vdi not in D.xe("vdi-list", "--minimal")
