@@ -285,6 +285,8 @@ int xe_cmd_vdi_create(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vdi_destroy(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vbd_create(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vbd_destroy(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vdi_resize(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vm_clone(xe_ctx *ctx, xn_error **err);
 /* Local users (cmd_user.c). */
 int xe_cmd_user_add(xe_ctx *ctx, xn_error **err);
 int xe_cmd_user_remove(xe_ctx *ctx, xn_error **err);

@@ -86,3 +86,30 @@ int xe_cmd_vbd_destroy(xe_ctx *ctx, xn_error **err)
 {
 	return destroy_by_uuid(ctx, "VBD", err);
 }
+
+/* vdi-resize uuid= disk-size=: grow a disk; a running VM sees the new
+ * size at once. */
+int xe_cmd_vdi_resize(xe_ctx *ctx, xn_error **err)
+{
+	int64_t size;
+	if (xe_parse_size(xe_arg(ctx->args, "disk-size"), &size, err) < 0)
+		return -1;
+	XN_AUTOFREE char *ref = xe_ref_by_uuid(ctx, "VDI", xe_arg(ctx->args, "uuid"), err);
+	if (!ref)
+		return -1;
+	json_t *r = xe_call(ctx->conn, "VDI.resize", json_pack("[sI]", ref, (json_int_t)size), err);
+	json_decref(r);
+	return r ? 0 : -1;
+}
+
+/* vm-clone: a linked clone of a halted VM (its disks are copy-on-write
+ * overlays, made in milliseconds whatever their size). */
+int xe_cmd_vm_clone(xe_ctx *ctx, xn_error **err)
+{
+	XN_AUTOFREE char *vm = xe_ref_by_uuid(ctx, "VM", xe_arg(ctx->args, "uuid"), err);
+	if (!vm)
+		return -1;
+	json_t *clone = xe_call(ctx->conn, "VM.clone",
+				json_pack("[ss]", vm, xe_arg(ctx->args, "new-name-label")), err);
+	return print_uuid(ctx, "VM", clone, err);
+}

@@ -2,6 +2,10 @@
 "BIOS order", the disk's syslinux boot loader), and the engine the host
 record reports."""
 
+import json
+import os
+import subprocess
+
 import xenia
 
 D = None
@@ -69,11 +73,28 @@ def test_added_disk_is_seen_by_the_guest():
         # 64 MiB = 131072 sectors of 512 bytes
         assert c.run("cat /sys/block/vdb/size") == "131072"
         assert c.run("cat /sys/block/vdb/serial") == vdi[:20]
+        # grow it while the guest runs: the guest sees the new size
+        D.xe("vdi-resize", "uuid=" + vdi, "disk-size=96MiB")
+        xenia.wait_for(lambda: c.run("cat /sys/block/vdb/size") == "196608", 10, 0.2,
+                       what="the guest to see 96 MiB")
+        assert D.xe("vdi-param-get", "uuid=" + vdi, "param-name=virtual-size").strip() == str(96 << 20)
+        bad = D.xe("vdi-resize", "uuid=" + vdi, "disk-size=32MiB", ok=False)
+        assert bad.error_code() == "INVALID_VALUE", bad.stderr  # no shrinking
     finally:
         c.close()
     # a disk in use by a running VM cannot be destroyed
     assert D.xe("vdi-destroy", "uuid=" + vdi, ok=False).error_code() == "VDI_IN_USE"
     D.xe("vm-shutdown", "uuid=" + vm, "--force")
+    # offline growth goes through the image
+    D.xe("vdi-resize", "uuid=" + vdi, "disk-size=128MiB")
+    path = os.path.join(D.sr_dir(), D.xe("vdi-param-get", "uuid=" + vdi, "param-name=location").strip() + ".qcow2")
+    info = json.loads(subprocess.check_output(["qemu-img", "info", "--output=json", path]))
+    assert info["virtual-size"] == 128 << 20, info
+    # a linked clone of the VM boots from overlays of both disks
+    clone = D.xe("vm-clone", "uuid=" + vm, "new-name-label=disks-clone").strip()
+    assert xenia.UUID_RE.match(clone), clone
+    assert len(D.xe("vbd-list", "vm-uuid=" + clone, "--minimal").strip().split(",")) == 2
+    D.xe("vm-uninstall", "uuid=" + clone, "--force")
     D.xe("vbd-destroy", "uuid=" + vbd)
     D.xe("vdi-destroy", "uuid=" + vdi)
     assert vdi not in D.xe("vdi-list", "--minimal")
