@@ -158,11 +158,18 @@ static void sweep(uv_timer_t *t)
 		if (now - (uint64_t)json_integer_value(used) > h->session_timeout_ms)
 			xn_changes_delete(cs, k);
 	}
+
 	XN_AUTOERR xn_error *err = NULL;
 	if (!xn_changes_empty(cs))
 		xn_info("sessions: expiring idle sessions");
 	if (xn_db_commit(h->db, cs, &err) < 0)
 		xn_warn("sessions: cannot expire: %s", err->message);
+	/* forget the sessions that are gone (expired just now, or removed
+	 * with their user) */
+	void *tmp;
+	json_object_foreach_safe(last_used, tmp, k, v)
+		if (!xn_db_get(h->db, k))
+			json_object_del(last_used, k);
 }
 
 void xn_sessions_init(xn_host *h)
