@@ -4,6 +4,7 @@ vm-operator starts and stops but cannot create; the API refuses with
 RBAC_PERMISSION_DENIED whatever the client)."""
 
 import os
+import time
 
 import xenia
 
@@ -78,3 +79,22 @@ def test_users_and_roles():
     D.restart()
     as_user("bob", "builder", "vm-list")
     assert "password_hash" not in D.xe("vm-list", "params=all")
+
+
+def test_idle_sessions_expire():
+    d = xenia.Daemon(name="expiry", extra_args=["--session-timeout", "2"]).start()
+    try:
+        s = d.login()
+        assert d.call("pool.get_all", [s]).get("result"), "a fresh session works"
+        # any call would count as use: stay idle past the timeout plus a
+        # sweep (every timeout/2), then look once
+        time.sleep(4)
+        r = d.call("pool.get_all", [s])
+        assert (r.get("error") or {}).get("message") == "SESSION_INVALID", r
+        # a session in use does not expire
+        s2 = d.login()
+        for _ in range(8):
+            assert d.call("pool.get_all", [s2]).get("result")
+            time.sleep(0.5)
+    finally:
+        d.cleanup()
