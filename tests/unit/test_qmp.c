@@ -385,6 +385,9 @@ TEST(test_migrate_to_fd_and_back)
 	xn_qmp_getfd(s.q, fd, "state", on_done, &r[3]);
 	xn_qmp_migrate(s.q, "fd:state", on_done, &r[4]);
 	wait_for(&s.migrated, 10000);
+	/* The completion event comes from QEMU's migration thread and may
+	 * overtake the reply to `migrate`: wait for both. */
+	wait_for(&r[4].done, 5000);
 	CHECK_STR(s.mig_status, "completed");
 	CHECK_STR(r[0].status, "none");
 	for (int i = 0; i < 5; i++)
