@@ -48,7 +48,7 @@ $(B)/xe: $(call OBJ,$(B),$(CLI_SRC)) $(B)/libxenia.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
 # Unit tests: one binary per tests/unit/test_*.c, under ASan and UBSan.
-$(B)/asan/tests/%: tests/unit/%.c $(B)/asan/libxenia.a tests/unit/check.h
+$(B)/asan/tests/%: tests/unit/%.c $(B)/asan/libxenia.a tests/unit/check.h tests/unit/uvwait.h
 	@mkdir -p $(dir $@)
 	$(CC) $(XCFLAGS) -O1 -g $(SAN) -Itests/unit -o $@ $< $(B)/asan/libxenia.a $(LIBS)
 

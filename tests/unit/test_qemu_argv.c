@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "check.h"
+#include "uvwait.h"
 #include "engine/qemu_argv.h"
 #include "engine/qemu_proc.h"
 #include "engine/qmp.h"
@@ -216,28 +217,7 @@ TEST(test_proc_stat_parse)
 
 /* ---- qemu_proc: real processes ---- */
 
-static uv_loop_t loop;
 static char tmp[] = "/tmp/xn-test-argv-XXXXXX";
-static bool timed_out;
-
-static void on_deadline(uv_timer_t *t)
-{
-	timed_out = true;
-}
-
-static bool wait_for(bool *flag, uint64_t ms)
-{
-	uv_timer_t t;
-	uv_timer_init(&loop, &t);
-	uv_timer_start(&t, on_deadline, ms, 0);
-	timed_out = false;
-	while (!*flag && !timed_out)
-		uv_run(&loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&t, NULL);
-	uv_run(&loop, UV_RUN_NOWAIT);
-	CHECK(*flag);
-	return *flag;
-}
 
 typedef struct child {
 	bool exited;

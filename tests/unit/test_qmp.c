@@ -13,45 +13,13 @@
 #include <uv.h>
 
 #include "check.h"
+#include "uvwait.h"
 #include "engine/qemu_proc.h"
 #include "engine/qmp.h"
 #include "engine/qmp_commands.h"
 #include "util/fs.h"
 
-static uv_loop_t loop;
 static char dir[] = "/tmp/xn-test-qmp-XXXXXX";
-
-/* ---- bounded waiting ---- */
-
-static bool timed_out;
-
-static void on_deadline(uv_timer_t *t)
-{
-	timed_out = true;
-}
-
-/* Run the loop until *flag is set or ms have passed. */
-static bool wait_for_quietly(bool *flag, uint64_t ms)
-{
-	uv_timer_t t;
-	uv_timer_init(&loop, &t);
-	uv_timer_start(&t, on_deadline, ms, 0);
-	timed_out = false;
-	while (!*flag && !timed_out)
-		uv_run(&loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&t, NULL);
-	uv_run(&loop, UV_RUN_NOWAIT);
-	return *flag;
-}
-
-/* The same, and a failed check if ms pass first. */
-static bool wait_for(bool *flag, uint64_t ms)
-{
-	if (!wait_for_quietly(flag, ms))
-		fprintf(stderr, "  timed out after %llu ms\n", (unsigned long long)ms);
-	CHECK(*flag);
-	return *flag;
-}
 
 /* ---- a session's observations ---- */
 
