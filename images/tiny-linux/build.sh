@@ -72,7 +72,12 @@ GUEST_HOSTNAME=tiny
 #   evdev           /dev/input/event*, which acpid reads
 #   pvpanic_mmio    tells QEMU when the kernel panics (GUEST_PANICKED), so the
 #                   host applies actions-after-crash
-WANTED_MODULES=(virtio_pci virtio_blk ext4 virtio_net virtio_console button evdev pvpanic_mmio)
+#   virtio_scsi     CD drives of kernel-booted guests sit on virtio-scsi (the
+#                   cloud kernel has no AHCI driver)
+#   sr_mod          SCSI CD-ROM -> /dev/sr0 (pulls in cdrom, scsi_mod)
+#   isofs           ISO 9660, to mount a CD
+WANTED_MODULES=(virtio_pci virtio_blk ext4 virtio_net virtio_console button evdev pvpanic_mmio
+                virtio_scsi sr_mod isofs)
 
 # Disk layout, in 512-byte sectors: 1 GiB MBR disk, partition 1 = 24 MiB
 # FAT16 boot partition (syslinux + kernel + initrd) starting at 1 MiB,

@@ -287,6 +287,19 @@ int xe_cmd_vbd_create(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vbd_destroy(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vdi_resize(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vm_clone(xe_ctx *ctx, xn_error **err);
+/* Disks and CD drives of VMs (cmd_vbd.c). */
+int xe_cmd_vbd_plug(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vbd_unplug(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vbd_insert(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vbd_eject(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vm_disk_add(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vm_disk_remove(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vm_disk_list(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vm_cd_add(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vm_cd_insert(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vm_cd_eject(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vm_cd_remove(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vm_cd_list(xe_ctx *ctx, xn_error **err);
 /* Local users (cmd_user.c). */
 int xe_cmd_user_add(xe_ctx *ctx, xn_error **err);
 int xe_cmd_user_remove(xe_ctx *ctx, xn_error **err);

@@ -9,7 +9,13 @@
  *
  * Disks are sorted by VBD userdevice. Each virtio disk gets its own
  * pcie-root-port so it can be unplugged later (q35's pcie.0 has no
- * hot-plug); CDs sit on the built-in AHCI (ide.0 .. ide.5). Boot order:
+ * hot-plug). CDs of HVM guests sit on the built-in AHCI (ide.0 ..
+ * ide.5), which every installer and OS drives; CDs of guests booted
+ * from a kernel (Xen's PV guests, such as Tiny Linux, whose cloud
+ * kernel has no AHCI driver) are paravirtual, as on Xen: scsi-cd on a
+ * virtio-scsi controller. A disk's protocol node comes from storage
+ * (a local file, an NFS export, ...) and gets our node-name on top:
+ * file-<userdevice> under the format node drive-<userdevice>. Boot order:
  * for HVM guests the letters of HVM_boot_params:order are turned into
  * bootindex properties ('c': the bootable disks, 'd': the CDs with
  * media) and also passed as -boot order=. QEMU's documentation warns
@@ -162,31 +168,64 @@ static int parse_userdevice(const char *s, long *out)
 	return 0;
 }
 
-static int fill_slot(slot *s, const xn_qemu_disk *d, xn_error **err)
+bool xn_qemu_disk_read_only(const xn_qemu_disk *d)
+{
+	return xn_streq(rec_str(d->vbd, "type"), "CD") || xn_streq(rec_str(d->vbd, "mode"), "RO") ||
+	       (d->vdi && rec_bool(d->vdi, "read_only"));
+}
+
+/* A storage node is an object naming its driver; a local file's name is
+ * an absolute path. The node reaches QEMU as JSON, never in option
+ * syntax, so other values need no escaping. */
+static int check_node(json_t *node, xn_error **err)
+{
+	const char *driver = json_string_value(json_object_get(node, "driver"));
+	if (!json_is_object(node) || !driver || !driver[0] || json_object_get(node, "node-name"))
+		return fail_invalid(err, "node", driver ? driver : "");
+	if (xn_streq(driver, "file") &&
+	    check_path("path", rec_str(node, "filename"), err) < 0)
+		return -1;
+	return 0;
+}
+
+static bool disk_empty(const xn_qemu_disk *d)
+{
+	return !d->vdi || !d->node || json_is_null(d->node) || rec_bool(d->vbd, "empty");
+}
+
+/* What the engine relies on in one VBD, its VDI and node. */
+static int check_disk(const xn_qemu_disk *d, long *userdevice, xn_error **err)
 {
 	if (!d->vbd)
 		return xn_fail_internal(err, "a disk has no VBD record");
-	s->d = d;
-	s->vbd_uuid = rec_str(d->vbd, "uuid");
 	const char *ud = rec_str(d->vbd, "userdevice");
-	if (parse_userdevice(ud, &s->userdevice) < 0)
+	if (parse_userdevice(ud, userdevice) < 0)
 		return fail_invalid(err, "userdevice", ud);
 	const char *type = rec_str(d->vbd, "type");
 	if (!xn_streq(type, "Disk") && !xn_streq(type, "CD"))
 		return xn_fail(err, "VALUE_NOT_SUPPORTED", "type", type,
 			       "only Disk and CD drives are supported", NULL);
-	s->cd = xn_streq(type, "CD");
-	s->empty = !d->vdi || !d->path || rec_bool(d->vbd, "empty");
-	if (s->empty && !s->cd)
-		return xn_fail(err, "VBD_IS_EMPTY", s->vbd_uuid, NULL);
-	s->read_only = s->cd || xn_streq(rec_str(d->vbd, "mode"), "RO") ||
-		       (d->vdi && rec_bool(d->vdi, "read_only"));
-	if (s->empty)
+	if (disk_empty(d)) {
+		if (!xn_streq(type, "CD"))
+			return xn_fail(err, "VBD_IS_EMPTY", rec_str(d->vbd, "uuid"), NULL);
 		return 0;
-	if (check_path("path", d->path, err) < 0)
+	}
+	if (check_node(d->node, err) < 0)
 		return -1;
 	if (!xn_streq(d->format, "qcow2") && !xn_streq(d->format, "raw"))
 		return fail_invalid(err, "format", d->format ? d->format : "");
+	return 0;
+}
+
+static int fill_slot(slot *s, const xn_qemu_disk *d, xn_error **err)
+{
+	if (check_disk(d, &s->userdevice, err) < 0)
+		return -1;
+	s->d = d;
+	s->vbd_uuid = rec_str(d->vbd, "uuid");
+	s->cd = xn_streq(rec_str(d->vbd, "type"), "CD");
+	s->empty = disk_empty(d);
+	s->read_only = xn_qemu_disk_read_only(d);
 	return 0;
 }
 
@@ -373,20 +412,61 @@ static void push_boot(char ***argv, const xn_qemu_input *in, const char *order)
 	xn_strv_pushf(argv, "unix:%s/vnc.sock", vnc);
 }
 
-static void push_blockdev(char ***argv, const slot *s)
+int xn_qemu_disk_blockdevs(const xn_qemu_disk *d, json_t **file, json_t **drive, xn_error **err)
 {
-	const char *fmt = s->d->format;
-	XN_AUTOFREE char *file = xn_asprintf("file-%ld", s->userdevice);
-	XN_AUTOFREE char *drive = xn_asprintf("drive-%ld", s->userdevice);
-	json_t *f = json_pack("{s:s, s:s, s:s, s:b}", "driver", "file", "node-name", file,
-			      "filename", s->d->path, "read-only", s->read_only);
-	json_t *d = json_pack("{s:s, s:s, s:s, s:b}", "driver", fmt, "node-name", drive,
-			      "file", file, "read-only", s->read_only);
-	if (!s->read_only) {
+	long ud;
+	if (check_disk(d, &ud, err) < 0)
+		return -1;
+	if (disk_empty(d))
+		return xn_fail(err, "VBD_IS_EMPTY", rec_str(d->vbd, "uuid"), NULL);
+	bool ro = xn_qemu_disk_read_only(d);
+	/* driver and node-name first, then what storage gave, then ours:
+	 * the command line reads the same whatever the driver. */
+	json_t *f = json_pack("{s:O, s:o}", "driver", json_object_get(d->node, "driver"),
+			      "node-name", json_sprintf("file-%ld", ud));
+	const char *k;
+	json_t *v;
+	json_object_foreach(d->node, k, v)
+		if (strcmp(k, "driver") != 0)
+			json_object_set(f, k, v);
+	json_object_set_new(f, "read-only", json_boolean(ro));
+	json_t *dr = json_pack("{s:s, s:o, s:o, s:b}", "driver", d->format, "node-name",
+			       json_sprintf("drive-%ld", ud), "file", json_sprintf("file-%ld", ud),
+			       "read-only", ro);
+	if (!ro) {
 		/* Guests' discards keep thin images thin. */
 		json_object_set_new(f, "discard", json_string("unmap"));
-		json_object_set_new(d, "discard", json_string("unmap"));
+		json_object_set_new(dr, "discard", json_string("unmap"));
 	}
+	*file = f;
+	*drive = dr;
+	return 0;
+}
+
+json_t *xn_qemu_disk_device(const xn_qemu_disk *d, const char *port, int bootindex,
+			    xn_error **err)
+{
+	long ud;
+	if (check_disk(d, &ud, err) < 0)
+		return NULL;
+	if (disk_empty(d)) {
+		xn_fail(err, "VBD_IS_EMPTY", rec_str(d->vbd, "uuid"), NULL);
+		return NULL;
+	}
+	XN_AUTOFREE char *serial = xn_strndup(rec_str(d->vdi, "uuid"), 20);
+	json_t *dev = json_pack("{s:s, s:o, s:s, s:o, s:s}", "driver", "virtio-blk-pci", "id",
+				json_sprintf("vbd-%ld", ud), "bus", port, "drive",
+				json_sprintf("drive-%ld", ud), "serial", serial);
+	if (bootindex)
+		json_object_set_new(dev, "bootindex", json_integer(bootindex));
+	return dev;
+}
+
+/* Validated by plan_disks already: these cannot fail here. */
+static void push_blockdev(char ***argv, const slot *s)
+{
+	json_t *f = NULL, *d = NULL;
+	xn_qemu_disk_blockdevs(s->d, &f, &d, NULL);
 	push_json(argv, "-blockdev", f);
 	push_json(argv, "-blockdev", d);
 }
@@ -397,21 +477,18 @@ static void push_disk(char ***argv, const slot *s, int chassis)
 	xn_strv_push(argv, "-device");
 	xn_strv_pushf(argv, "pcie-root-port,id=%s,bus=pcie.0,chassis=%d", port, chassis);
 	push_blockdev(argv, s);
-	XN_AUTOFREE char *id = xn_asprintf("vbd-%ld", s->userdevice);
-	XN_AUTOFREE char *drive = xn_asprintf("drive-%ld", s->userdevice);
-	XN_AUTOFREE char *serial = xn_strndup(rec_str(s->d->vdi, "uuid"), 20);
-	json_t *dev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "driver", "virtio-blk-pci", "id", id,
-			"bus", port, "drive", drive, "serial", serial);
-	if (s->bootindex)
-		json_object_set_new(dev, "bootindex", json_integer(s->bootindex));
-	push_json(argv, "-device", dev);
+	push_json(argv, "-device", xn_qemu_disk_device(s->d, port, s->bootindex, NULL));
 }
 
-static void push_cd(char ***argv, const slot *s)
+/* HVM: ide-cd on AHCI port n; PV: scsi-cd on the virtio-scsi bus. */
+static void push_cd(char ***argv, const slot *s, bool pv)
 {
-	XN_AUTOFREE char *id = xn_asprintf("vbd-%ld", s->userdevice);
-	XN_AUTOFREE char *bus = xn_asprintf("ide.%d", s->cd_port);
-	json_t *dev = json_pack("{s:s, s:s, s:s}", "driver", "ide-cd", "id", id, "bus", bus);
+	json_t *dev = pv ? json_pack("{s:s, s:o, s:s, s:i, s:i}", "driver", "scsi-cd", "id",
+				     json_sprintf("vbd-%ld", s->userdevice), "bus", "scsi0.0",
+				     "scsi-id", s->cd_port, "lun", 0)
+			 : json_pack("{s:s, s:o, s:o}", "driver", "ide-cd", "id",
+				     json_sprintf("vbd-%ld", s->userdevice), "bus",
+				     json_sprintf("ide.%d", s->cd_port));
 	if (!s->empty) {
 		push_blockdev(argv, s);
 		json_object_set_new(dev, "drive", json_sprintf("drive-%ld", s->userdevice));
@@ -424,11 +501,18 @@ static void push_cd(char ***argv, const slot *s)
 static void push_devices(char ***argv, const xn_qemu_input *in, const slot *s)
 {
 	int chassis = 1;
+	bool pv = rec_str(in->vm, "PV_kernel")[0] != '\0', scsi = false;
 	for (size_t i = 0; i < in->ndisks; i++) {
-		if (s[i].cd)
-			push_cd(argv, &s[i]);
-		else
+		if (!s[i].cd) {
 			push_disk(argv, &s[i], chassis++);
+			continue;
+		}
+		if (pv && !scsi) {
+			xn_strv_push(argv, "-device");
+			xn_strv_push(argv, "virtio-scsi-pci,id=scsi0");
+			scsi = true;
+		}
+		push_cd(argv, &s[i], pv);
 	}
 	for (int i = 0; i < XN_QEMU_HOTPLUG_PORTS; i++) {
 		xn_strv_push(argv, "-device");

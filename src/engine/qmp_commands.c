@@ -5,6 +5,7 @@
 #include "engine/qmp_commands.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* The caller's typed callback, carried through the generic reply. */
 typedef struct reply_ctx {
@@ -146,4 +147,119 @@ void xn_qmp_getfd(xn_qmp *q, int fd, const char *fdname, xn_qmp_done_fn fn, void
 void xn_qmp_closefd(xn_qmp *q, const char *fdname, xn_qmp_done_fn fn, void *ud)
 {
 	run(q, "closefd", json_pack("{s:s}", "fdname", fdname), fn, ud);
+}
+
+/* ---- reading replies --------------------------------------------------- */
+
+/* query-block names a device by its qdev id, or by its QOM path when the
+ * block backend belongs to an inner device without an id (virtio-blk-pci
+ * "vbd-0" shows as "/machine/peripheral/vbd-0/virtio-backend"). */
+static bool qdev_is(const char *qdev, const char *id)
+{
+	static const char prefix[] = "/machine/peripheral/";
+	if (!qdev)
+		return false;
+	if (strcmp(qdev, id) == 0)
+		return true;
+	if (strncmp(qdev, prefix, sizeof(prefix) - 1) != 0)
+		return false;
+	qdev += sizeof(prefix) - 1;
+	size_t n = strlen(id);
+	return strncmp(qdev, id, n) == 0 && (qdev[n] == '\0' || qdev[n] == '/');
+}
+
+const char *xn_qmp_block_node_of(json_t *query_block, const char *id)
+{
+	size_t i;
+	json_t *b;
+	json_array_foreach(query_block, i, b) {
+		if (!qdev_is(json_string_value(json_object_get(b, "qdev")), id))
+			continue;
+		return json_string_value(
+			json_object_get(json_object_get(b, "inserted"), "node-name"));
+	}
+	return NULL;
+}
+
+/* The device with qdev id `id` among a bus's devices, recursively. */
+static json_t *pci_find(json_t *devices, const char *id)
+{
+	size_t i;
+	json_t *dev;
+	json_array_foreach(devices, i, dev) {
+		if (xn_streq(json_string_value(json_object_get(dev, "qdev_id")), id))
+			return dev;
+		json_t *below = json_object_get(json_object_get(dev, "pci_bridge"), "devices");
+		json_t *hit = below ? pci_find(below, id) : NULL;
+		if (hit)
+			return hit;
+	}
+	return NULL;
+}
+
+bool xn_qmp_pci_port_free(json_t *query_pci, const char *id)
+{
+	size_t i;
+	json_t *bus;
+	json_array_foreach(query_pci, i, bus) {
+		json_t *dev = pci_find(json_object_get(bus, "devices"), id);
+		json_t *bridge = dev ? json_object_get(dev, "pci_bridge") : NULL;
+		if (dev)
+			return bridge && json_array_size(json_object_get(bridge, "devices")) == 0;
+	}
+	return false;
+}
+
+static json_int_t graph_id(json_t *nodes, const char *name)
+{
+	size_t i;
+	json_t *n;
+	json_array_foreach(nodes, i, n)
+		if (xn_streq(json_string_value(json_object_get(n, "type")), "block-driver") &&
+		    xn_streq(json_string_value(json_object_get(n, "name")), name))
+			return json_integer_value(json_object_get(n, "id"));
+	return -1;
+}
+
+static const char *graph_name(json_t *nodes, json_int_t id)
+{
+	size_t i;
+	json_t *n;
+	json_array_foreach(nodes, i, n)
+		if (json_integer_value(json_object_get(n, "id")) == id)
+			return json_string_value(json_object_get(n, "name"));
+	return NULL;
+}
+
+json_t *xn_qmp_graph_chain(json_t *graph, const char *top)
+{
+	json_t *nodes = json_object_get(graph, "nodes");
+	json_t *edges = json_object_get(graph, "edges");
+	json_t *ids = json_array(), *names = json_array();
+	json_int_t first = graph_id(nodes, top);
+	if (first >= 0)
+		json_array_append_new(ids, json_integer(first));
+	/* breadth first: ids grows while it is walked */
+	for (size_t k = 0; k < json_array_size(ids) && k < 1000; k++) {
+		json_int_t id = json_integer_value(json_array_get(ids, k));
+		const char *name = graph_name(nodes, id);
+		if (name && name[0])
+			json_array_append_new(names, json_string(name));
+		size_t i;
+		json_t *e;
+		json_array_foreach(edges, i, e) {
+			if (json_integer_value(json_object_get(e, "parent")) != id)
+				continue;
+			json_t *child = json_object_get(e, "child");
+			bool seen = false;
+			size_t j;
+			json_t *x;
+			json_array_foreach(ids, j, x)
+				seen = seen || json_integer_value(x) == json_integer_value(child);
+			if (!seen)
+				json_array_append(ids, child);
+		}
+	}
+	json_decref(ids);
+	return names;
 }

@@ -63,4 +63,19 @@ void xn_qmp_query_migrate(xn_qmp *q, xn_qmp_migrate_fn fn, void *ud);
 void xn_qmp_getfd(xn_qmp *q, int fd, const char *fdname, xn_qmp_done_fn fn, void *ud);
 void xn_qmp_closefd(xn_qmp *q, const char *fdname, xn_qmp_done_fn fn, void *ud);
 
+/* Reading replies (pure functions over the decoded "return" value). */
+/* query-block: the node-name of the medium in the device whose qdev id
+ * is `id` (borrowed from ret), or NULL if there is no such device or it
+ * has no medium. A snapshot may have put a new overlay on top, so this,
+ * not the name given at start, is the device's current top node. */
+const char *xn_qmp_block_node_of(json_t *query_block, const char *id);
+/* query-pci: whether the PCI bridge (e.g. a pcie-root-port) with qdev id
+ * `id` exists and has no device below it. */
+bool xn_qmp_pci_port_free(json_t *query_pci, const char *id);
+/* x-debug-query-block-graph: the names of the block nodes reachable from
+ * node `top` through its children (backing images, files), `top` first
+ * and every node before its children (new reference: array of strings),
+ * the order in which blockdev-del can release a whole chain. */
+json_t *xn_qmp_graph_chain(json_t *graph, const char *top);
+
 #endif

@@ -1,9 +1,12 @@
 /* vm_runtime.c: QEMU processes of running VMs (vm_runtime.h).
  *
- * Start: build the argv from the records (a pure function, engine/),
- * spawn QEMU paused, record its pid in an xn_domain record, connect QMP,
- * resume it, attach the console, record the VM Running. Any failure
- * kills the QEMU and leaves the VM Halted.
+ * Start: ask storage to prepare each disk (xn_vdi_prepare_attach: a
+ * disk others are based on gets its own overlay first; a disk written by
+ * another running VM is refused), build the argv from the records (a
+ * pure function, engine/), spawn QEMU paused, record its pid in an
+ * xn_domain record, connect QMP, resume it, attach the console, record
+ * the VM Running and its VBDs currently_attached. Any failure kills the
+ * QEMU and leaves the VM Halted, its VBDs detached.
  *
  * Exit: however a QEMU goes away (its exit status while we are its
  * parent, QMP closing after a re-attach), dom_gone() runs once: the VM
@@ -25,6 +28,7 @@
 
 #include "console/console.h"
 #include "engine/qemu_argv.h"
+#include "engine/qmp_commands.h"
 #include "storage/storage.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -76,7 +80,21 @@ static void dom_free(struct dom *d)
 	free(d);
 }
 
-/* Record a VM as no longer running: Halted, no domain, no console. */
+/* currently_attached of the VBDs in vbds (refs), changed only where it
+ * differs, so an unchanged VBD sends no event. */
+static void set_attached(xn_host *h, xn_changes *cs, json_t *vbds, bool on)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(vbds, i, v) {
+		const char *vbd = json_string_value(v);
+		if (xn_db_get(h->db, vbd) && xn_db_bool(h->db, vbd, "currently_attached") != on)
+			xn_changes_set(cs, vbd, "currently_attached", json_boolean(on));
+	}
+}
+
+/* Record a VM as no longer running: Halted, no domain, no console, its
+ * VBDs detached. */
 static void record_halted(xn_host *h, xn_changes *cs, const char *vm_ref, bool keep_suspended)
 {
 	json_t *rec = xn_changes_edit(cs, vm_ref);
@@ -95,6 +113,7 @@ static void record_halted(xn_host *h, xn_changes *cs, const char *vm_ref, bool k
 	const char *dr = domain_record_of(h, vm_ref);
 	if (dr)
 		xn_changes_delete(cs, dr);
+	set_attached(h, cs, json_object_get(rec, "VBDs"), false);
 	xn_vm_refresh_allowed(cs, vm_ref);
 }
 
@@ -197,6 +216,10 @@ static void on_qmp_event(void *ud, const char *name, json_t *data)
 	if (strcmp(name, "SHUTDOWN") == 0) {
 		free(d->shutdown_reason);
 		d->shutdown_reason = xn_strdup(json_string_value(json_object_get(data, "reason")));
+	} else if (strcmp(name, "DEVICE_DELETED") == 0) {
+		const char *dev = json_string_value(json_object_get(data, "device"));
+		if (dev)
+			xn_vbd_device_deleted(d, dev);
 	} else if (strcmp(name, "GUEST_PANICKED") == 0) {
 		d->panicked = true;
 		xn_warn("vm %s: guest panicked", d->uuid);
@@ -232,6 +255,36 @@ void xn_dom_qmp(struct dom *d, const char *cmd, json_t *args, xn_qmp_reply_fn fn
 	xn_qmp_command(d->qmp, cmd, args, fn, ud);
 }
 
+/* ---- disks ----------------------------------------------------------- */
+
+struct node_query {
+	char *id;
+	xn_dom_node_fn fn;
+	void *ud;
+};
+
+static void node_reply(void *ud, json_t *ret, const xn_error *err)
+{
+	struct node_query *q = ud;
+	const char *node = err ? NULL : xn_qmp_block_node_of(ret, q->id);
+	xn_error *e = NULL;
+	if (!err && !node)
+		xn_fail_internal(&e, "QEMU has no disk '%s' with a medium", q->id);
+	q->fn(q->ud, node, err ? err : e);
+	xn_error_free(e);
+	free(q->id);
+	free(q);
+}
+
+void xn_dom_disk_node(struct dom *d, const char *userdevice, xn_dom_node_fn fn, void *ud)
+{
+	struct node_query *q = xn_calloc(1, sizeof(*q));
+	q->id = xn_asprintf("vbd-%s", userdevice);
+	q->fn = fn;
+	q->ud = ud;
+	xn_dom_qmp(d, "query-block", NULL, node_reply, q);
+}
+
 /* ---- start ----------------------------------------------------------- */
 
 struct start {
@@ -242,6 +295,7 @@ struct start {
 	uv_timer_t *timer;
 	dom_started_fn done;
 	void *ud;
+	json_t *vbds;               /* the VBDs in the argv: attached once running */
 };
 
 static void start_finish(struct start *s, xn_error *err)
@@ -259,6 +313,7 @@ static void start_finish(struct start *s, xn_error *err)
 		xn_qemu_proc_kill(d->pid, NULL);
 	}
 	s->done(s->ud, err);
+	json_decref(s->vbds);
 	free(s);
 }
 
@@ -283,6 +338,7 @@ static void record_running(struct start *s)
 					 json_pack("{s:s,s:s}", "protocol", "vt100", "VM", d->ref));
 	XN_AUTOFREE char *loc = xn_asprintf("https://%s/console?ref=%s", xn_host_address(h), con);
 	xn_changes_set(cs, con, "location", json_string(loc));
+	set_attached(h, cs, s->vbds, true);
 	xn_vm_refresh_allowed(cs, d->ref);
 	xn_error *err = NULL;
 	if (xn_db_commit(h->db, cs, &err) < 0) {
@@ -408,15 +464,18 @@ static void connect_qmp(struct dom *d)
 	d->qmp = xn_qmp_connect(d->h->loop, path, 15000, &cb);
 }
 
-/* The disks of a VM, in the engine's terms (paths owned by *paths). */
-static xn_qemu_disk *collect_disks(xn_host *h, json_t *vm, size_t *n, char ***paths)
+/* The disks of a VM, in the engine's terms (nodes owned by *nodes, a
+ * JSON array), and the refs of their VBDs in *vbds. */
+static xn_qemu_disk *collect_disks(xn_host *h, json_t *vm, size_t *n, json_t **nodes,
+				   json_t **vbds)
 {
-	json_t *vbds = json_object_get(vm, "VBDs");
-	xn_qemu_disk *disks = xn_calloc(json_array_size(vbds) + 1, sizeof(*disks));
-	*paths = xn_strv_new();
+	json_t *refs = json_object_get(vm, "VBDs");
+	xn_qemu_disk *disks = xn_calloc(json_array_size(refs) + 1, sizeof(*disks));
+	*nodes = json_array();
+	*vbds = json_array();
 	size_t i, k = 0;
 	json_t *v;
-	json_array_foreach(vbds, i, v) {
+	json_array_foreach(refs, i, v) {
 		json_t *vbd = xn_db_get(h->db, json_string_value(v));
 		if (!vbd)
 			continue;
@@ -424,24 +483,84 @@ static xn_qemu_disk *collect_disks(xn_host *h, json_t *vm, size_t *n, char ***pa
 		json_t *vdi = xn_ref_is_null(vdi_ref) || json_is_true(json_object_get(vbd, "empty"))
 				      ? NULL
 				      : xn_db_get(h->db, vdi_ref);
-		XN_AUTOFREE char *path = vdi ? xn_vdi_path(h, vdi_ref) : NULL;
+		json_t *node = vdi ? xn_vdi_node(h, vdi_ref) : NULL;
 		disks[k].vbd = vbd;
 		disks[k].vdi = vdi;
-		if (path) {
-			xn_strv_push(paths, path);
-			disks[k].path = (*paths)[xn_strv_len(*paths) - 1];
-		}
-		bool iso = vdi && strcmp(xn_db_str(h->db, xn_db_str(h->db, vdi_ref, "SR"),
-						   "content_type"), "iso") == 0;
-		disks[k].format = iso ? "raw" : "qcow2";
+		disks[k].node = node;
+		if (node)
+			json_array_append_new(*nodes, node);
+		disks[k].format = vdi ? xn_vdi_format(h, vdi_ref) : NULL;
+		json_array_append(*vbds, v);
 		k++;
 	}
 	*n = k;
 	return disks;
 }
 
+bool xn_vbd_writable(xn_host *h, const char *vbd_ref)
+{
+	const char *vdi = xn_db_str(h->db, vbd_ref, "VDI");
+	return xn_streq(xn_db_str(h->db, vbd_ref, "type"), "Disk") &&
+	       xn_streq(xn_db_str(h->db, vbd_ref, "mode"), "RW") && !xn_ref_is_null(vdi) &&
+	       xn_db_get(h->db, vdi) && !xn_db_bool(h->db, vdi, "read_only");
+}
+
+static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
+		      dom_started_fn done, void *ud);
+
+/* Before the argv: every disk prepared by storage, one after the other. */
+struct prepare {
+	xn_host *h;
+	char *vm;
+	bool paused;
+	int fd;
+	json_t *vbds;     /* refs of the VBDs with a disk */
+	size_t next;
+	dom_started_fn done;
+	void *ud;
+};
+
+static void prepare_next(void *ud, xn_error *err)
+{
+	struct prepare *p = ud;
+	xn_host *h = p->h;
+	if (!err && p->next < json_array_size(p->vbds)) {
+		const char *vbd = json_string_value(json_array_get(p->vbds, p->next++));
+		xn_vdi_prepare_attach(h, xn_db_str(h->db, vbd, "VDI"), xn_vbd_writable(h, vbd),
+				      prepare_next, p);
+		return;
+	}
+	if (err) {
+		if (p->fd >= 0)
+			close(p->fd);
+		p->done(p->ud, err);
+	} else {
+		dom_spawn(h, p->vm, p->paused, p->fd, p->done, p->ud);
+	}
+	json_decref(p->vbds);
+	free(p->vm);
+	free(p);
+}
+
 void xn_dom_start(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
 		  dom_started_fn done, void *ud)
+{
+	struct prepare *p = xn_calloc(1, sizeof(*p));
+	*p = (struct prepare){.h = h, .vm = xn_strdup(vm_ref), .paused = paused,
+			      .fd = incoming_fd, .vbds = json_array(), .done = done, .ud = ud};
+	size_t i;
+	json_t *v;
+	json_array_foreach(xn_db_field(h->db, vm_ref, "VBDs"), i, v) {
+		const char *vdi = xn_db_str(h->db, json_string_value(v), "VDI");
+		if (!xn_db_bool(h->db, json_string_value(v), "empty") && !xn_ref_is_null(vdi) &&
+		    xn_db_get(h->db, vdi))
+			json_array_append(p->vbds, v);
+	}
+	prepare_next(p, NULL);
+}
+
+static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
+		      dom_started_fn done, void *ud)
 {
 	XN_AUTOCLOSE int fd = incoming_fd;
 	json_t *vm = xn_db_get(h->db, vm_ref);
@@ -449,13 +568,15 @@ void xn_dom_start(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
 	XN_AUTOFREE char *run_dir = xn_asprintf("%s/%s", h->run_dir, uuid);
 	xn_error *err = NULL;
 	size_t ndisks;
-	XN_AUTOSTRV char **paths = NULL;
-	XN_AUTOFREE xn_qemu_disk *disks = collect_disks(h, vm, &ndisks, &paths);
+	json_t *nodes = NULL, *vbds = NULL;
+	XN_AUTOFREE xn_qemu_disk *disks = collect_disks(h, vm, &ndisks, &nodes, &vbds);
 	xn_qemu_input in = {.vm = vm, .disks = disks, .ndisks = ndisks, .engine = h->engine,
 			    .run_dir = run_dir, .qemu_binary = h->qemu_binary,
 			    .incoming = fd >= 0 ? "fd:3" : NULL};
 	XN_AUTOSTRV char **argv = xn_qemu_argv(&in, &err);
+	json_decref(nodes);
 	if (!argv || xn_rm_rf(run_dir, &err) < 0 || xn_mkdir_p(run_dir, 0700, &err) < 0) {
+		json_decref(vbds);
 		done(ud, err);
 		return;
 	}
@@ -470,6 +591,7 @@ void xn_dom_start(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
 				.nfds = fd >= 0 ? 1 : 0, .on_exit = on_proc_exit, .ud = d};
 	d->proc = xn_qemu_spawn(h->loop, &o, &err);
 	if (!d->proc) {
+		json_decref(vbds);
 		free(d->ref);
 		free(d->uuid);
 		free(d->run_dir);
@@ -495,6 +617,7 @@ void xn_dom_start(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
 	s->incoming = fd >= 0;
 	s->done = done;
 	s->ud = ud;
+	s->vbds = vbds;
 	d->starting = s;
 	if (xn_db_commit(h->db, cs, &err) < 0) {
 		start_finish(s, err);
@@ -697,6 +820,16 @@ static int reconcile(xn_host *h, xn_error **err)
 	}
 	json_object_foreach(xn_db_all(h->db, xn_model_class("VM")), k, v)
 		xn_vm_refresh_allowed(cs, k);
+	/* No disk of a VM that does not run is attached (records from before
+	 * currently_attached was kept, or from a crash mid-way). */
+	json_object_foreach(xn_db_all(h->db, xn_model_class("VBD")), k, v) {
+		const char *vm = json_string_value(json_object_get(v, "VM"));
+		const char *ps = xn_db_str(h->db, vm, "power_state");
+		bool runs = (xn_streq(ps, "Running") || xn_streq(ps, "Paused")) &&
+			    domain_record_of(h, vm);
+		if (json_is_true(json_object_get(v, "currently_attached")) && !runs)
+			xn_changes_set(cs, k, "currently_attached", json_false());
+	}
 	return xn_db_commit(h->db, cs, err);
 }
 

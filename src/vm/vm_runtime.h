@@ -49,4 +49,19 @@ void xn_dom_qmp(struct dom *d, const char *cmd, json_t *args, xn_qmp_reply_fn fn
 /* Finish a VM change-set: recompute allowed_operations of the VM. */
 void xn_vm_refresh_allowed(xn_changes *cs, const char *vm_ref);
 
+/* ---- disks of running domains ---------------------------------------- */
+
+/* The current top block node of the disk with this userdevice in d's
+ * QEMU (query-block, device vbd-<userdevice>): drive-<userdevice> at
+ * start, but a snapshot's overlay once one was taken. node is borrowed
+ * for the call; NULL with err when QEMU has no such disk or it is empty. */
+typedef void (*xn_dom_node_fn)(void *ud, const char *node, const xn_error *err);
+void xn_dom_disk_node(struct dom *d, const char *userdevice, xn_dom_node_fn fn, void *ud);
+/* Whether a VBD opens its disk writable: a Disk in mode RW on a VDI
+ * not marked read_only. */
+bool xn_vbd_writable(xn_host *h, const char *vbd_ref);
+/* QEMU reported DEVICE_DELETED for device id `dev` of d (vm_vbd.c):
+ * the end of a hot-unplug, even one whose caller stopped waiting. */
+void xn_vbd_device_deleted(struct dom *d, const char *dev);
+
 #endif

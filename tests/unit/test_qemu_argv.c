@@ -4,7 +4,7 @@
  * identifying a real process, and one real QEMU started from a generated
  * argv, checked over QMP to sit in "prelaunch".
  *
- * Golden cases: input.json holds {"vm", "disks": [{"vbd", "vdi", "path",
+ * Golden cases: input.json holds {"vm", "disks": [{"vbd", "vdi", "node",
  * "format"}], "engine", "run_dir", "incoming"}; records are merged over
  * the datamodel's defaults. expected.argv has one argument per line (no
  * argument may hold a newline); error cases have expected.error instead:
@@ -66,7 +66,8 @@ static char *run_case(json_t *input, bool *is_err)
 		json_t *d = json_array_get(jdisks, i);
 		disks[i].vbd = record("VBD", json_object_get(d, "vbd"));
 		disks[i].vdi = record("VDI", json_object_get(d, "vdi"));
-		disks[i].path = json_string_value(json_object_get(d, "path"));
+		json_t *node = json_object_get(d, "node");
+		disks[i].node = json_is_null(node) ? NULL : node;
 		disks[i].format = json_string_value(json_object_get(d, "format"));
 	}
 	const char *bin = json_string_value(json_object_get(input, "qemu_binary"));

@@ -90,42 +90,38 @@ TEST(test_iso_node_and_url)
 	free(u);
 }
 
-#define CHECK_CODE(ops, type, dc, want)                  \
-	do {                                             \
-		char *code_ = attach_code(ops, type, dc); \
-		CHECK_STR(code_, want);                  \
-		free(code_);                             \
-	} while (0)
-
-TEST(test_nfs_bad_config)
-{
-	const xn_sr_ops *o = &xn_sr_nfs_ops;
-	CHECK_CODE(o, "nfs", "{\"serverpath\":\"/x\"}", "SR_BACKEND_FAILURE_102");
-	CHECK_CODE(o, "nfs", "{\"server\":\"\",\"serverpath\":\"/x\"}", "SR_BACKEND_FAILURE_102");
-	CHECK_CODE(o, "nfs", "{\"server\":\"nas\"}", "SR_BACKEND_FAILURE_101");
-	CHECK_CODE(o, "nfs", "{\"server\":\"nas\",\"serverpath\":\"x\"}", "SR_BACKEND_FAILURE_103");
-	CHECK_CODE(o, "nfs", "{\"server\":\"nas\",\"serverpath\":\"/a/../b\"}",
-		   "SR_BACKEND_FAILURE_103");
-	CHECK_CODE(o, "nfs", "{\"server\":\"nas\",\"serverpath\":\"/a?b\"}",
-		   "SR_BACKEND_FAILURE_103");
-	CHECK_CODE(o, "nfs", "{\"server\":\"nas\",\"serverpath\":\"/x\",\"nfsversion\":\"4\"}",
-		   "SR_BACKEND_FAILURE_72");
-	CHECK_CODE(o, "nfs", "{\"server\":\"n a s\",\"serverpath\":\"/x\"}",
-		   "SR_BACKEND_FAILURE_140");
+/* device_configs attach refuses before any network call, and the code */
+static const struct {
+	const char *type, *dc, *code;
+} bad_configs[] = {
+	{"nfs", "{\"serverpath\":\"/x\"}", "SR_BACKEND_FAILURE_102"},
+	{"nfs", "{\"server\":\"\",\"serverpath\":\"/x\"}", "SR_BACKEND_FAILURE_102"},
+	{"nfs", "{\"server\":\"nas\"}", "SR_BACKEND_FAILURE_101"},
+	{"nfs", "{\"server\":\"nas\",\"serverpath\":\"x\"}", "SR_BACKEND_FAILURE_103"},
+	{"nfs", "{\"server\":\"nas\",\"serverpath\":\"/a/../b\"}", "SR_BACKEND_FAILURE_103"},
+	{"nfs", "{\"server\":\"nas\",\"serverpath\":\"/a?b\"}", "SR_BACKEND_FAILURE_103"},
+	{"nfs", "{\"server\":\"nas\",\"serverpath\":\"/x\",\"nfsversion\":\"4\"}",
+	 "SR_BACKEND_FAILURE_72"},
+	{"nfs", "{\"server\":\"n a s\",\"serverpath\":\"/x\"}", "SR_BACKEND_FAILURE_140"},
 	/* a name that cannot resolve: DNSError, before any mount */
-	CHECK_CODE(o, "nfs", "{\"server\":\"no-such-host.invalid\",\"serverpath\":\"/x\"}",
-		   "SR_BACKEND_FAILURE_140");
-}
+	{"nfs", "{\"server\":\"no-such-host.invalid\",\"serverpath\":\"/x\"}",
+	 "SR_BACKEND_FAILURE_140"},
+	{"iso", "{}", "SR_BACKEND_FAILURE_94"},
+	{"iso", "{\"location\":\"nas\"}", "SR_BACKEND_FAILURE_225"},
+	{"iso", "{\"location\":\"nas:isos\"}", "SR_BACKEND_FAILURE_225"},
+	{"iso", "{\"location\":\":/isos\"}", "SR_BACKEND_FAILURE_225"},
+	{"iso", "{\"location\":\"nas:/isos\",\"iso_path\":\"../etc\"}", "SR_BACKEND_FAILURE_226"},
+};
 
-TEST(test_iso_bad_config)
+TEST(test_bad_config)
 {
-	const xn_sr_ops *o = &xn_sr_iso_nfs_ops;
-	CHECK_CODE(o, "iso", "{}", "SR_BACKEND_FAILURE_94");
-	CHECK_CODE(o, "iso", "{\"location\":\"nas\"}", "SR_BACKEND_FAILURE_225");
-	CHECK_CODE(o, "iso", "{\"location\":\"nas:isos\"}", "SR_BACKEND_FAILURE_225");
-	CHECK_CODE(o, "iso", "{\"location\":\":/isos\"}", "SR_BACKEND_FAILURE_225");
-	CHECK_CODE(o, "iso", "{\"location\":\"nas:/isos\",\"iso_path\":\"../etc\"}",
-		   "SR_BACKEND_FAILURE_226");
+	for (size_t i = 0; i < XN_ARRAY_LEN(bad_configs); i++) {
+		const xn_sr_ops *o = strcmp(bad_configs[i].type, "iso") == 0 ? &xn_sr_iso_nfs_ops
+									     : &xn_sr_nfs_ops;
+		char *code = attach_code(o, bad_configs[i].type, bad_configs[i].dc);
+		CHECK_STR(code, bad_configs[i].code);
+		free(code);
+	}
 }
 
 TEST(test_read_only_iso)
@@ -144,8 +140,7 @@ int main(void)
 {
 	RUN(test_nfs_node_and_url);
 	RUN(test_iso_node_and_url);
-	RUN(test_nfs_bad_config);
-	RUN(test_iso_bad_config);
+	RUN(test_bad_config);
 	RUN(test_read_only_iso);
 	CHECK_EXIT();
 }
