@@ -11,6 +11,7 @@
 #include "util/uuid.h"
 
 extern const xn_api_method xn_vm_lifecycle_methods[];
+extern const xn_api_method xn_vm_vbd_methods[];
 
 /* ---- clone: linked clones of every disk, then one commit ------------- */
 
@@ -547,4 +548,5 @@ void xn_vm_register(xn_api *api)
 {
 	xn_api_register(api, vm_record_methods);
 	xn_api_register(api, xn_vm_lifecycle_methods);
+	xn_api_register(api, xn_vm_vbd_methods);
 }
