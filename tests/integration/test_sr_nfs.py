@@ -271,5 +271,9 @@ def test_iso_library_on_nfs():
     assert got == sorted(ISOS), "ISO SR lists %s, the export holds %s" % (got, ISOS)
     # nothing was written to the library
     assert sorted(os.listdir(NFS.path("isos"))) == sorted(ISOS + ["README.txt"])
+    # as in xapi: unplug, then forget; the library's files stay
+    pbd = D.xe("pbd-list", "sr-uuid=" + sr, "--minimal").strip()
+    D.xe("pbd-unplug", "uuid=" + pbd)
     D.xe("sr-forget", "uuid=" + sr)
+    assert sr not in D.xe("sr-list", "--minimal")
     assert sorted(os.listdir(NFS.path("isos"))) == sorted(ISOS + ["README.txt"])
