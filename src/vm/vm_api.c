@@ -450,6 +450,24 @@ static struct dom *vdi_user(xn_host *h, const char *vdi, const char **userdevice
 	return NULL;
 }
 
+/* The disk's top node now (a snapshot may have put an overlay on it). */
+static void resize_node(void *ud, const char *node, const xn_error *err)
+{
+	struct resize *r = ud;
+	const char *userdevice = NULL;
+	struct dom *d = vdi_user(r->call->host, r->vdi, &userdevice);
+	if (err || !d) {
+		xn_error *e = NULL;
+		if (!err)
+			xn_fail_internal(&e, "the VM stopped");
+		resize_done(r, err ? err : e);
+		xn_error_free(e);
+		return;
+	}
+	xn_dom_qmp(d, "block_resize", json_pack("{s:s,s:I}", "node-name", node, "size", r->size),
+		   resized_online, r);
+}
+
 static void vdi_resize(xn_call *c)
 {
 	xn_host *h = c->host;
@@ -473,9 +491,7 @@ static void vdi_resize(xn_call *c)
 	const char *userdevice = NULL;
 	struct dom *d = vdi_user(h, vdi, &userdevice);
 	if (d) {
-		XN_AUTOFREE char *node = xn_asprintf("drive-%s", userdevice);
-		xn_dom_qmp(d, "block_resize", json_pack("{s:s,s:I}", "node-name", node, "size", r->size),
-			   resized_online, r);
+		xn_dom_disk_node(d, userdevice, resize_node, r);
 		return;
 	}
 	XN_AUTOFREE char *path = xn_vdi_path(h, vdi);

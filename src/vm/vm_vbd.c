@@ -238,8 +238,7 @@ static void del_reply(void *ud, json_t *ret, const xn_error *err)
 {
 	struct del_ctx *x = ud;
 	(void)ret;
-	if (err)
-		xn_info("vbd: blockdev-del: %s", err->message); /* already gone, or in use */
+	(void)err; /* already gone (nothing stale to clean up), or still in use */
 	struct vbd_op *o = x->o;
 	void (*then)(struct vbd_op *o) = x->then;
 	free(x);
@@ -695,6 +694,21 @@ static void insert_prepared(void *ud, xn_error *err)
 	del_next(o, media_begin);
 }
 
+/* A halted VM: the medium changes in the records only (vdi: NULL ref
+ * for none). */
+static void record_medium(xn_call *c, const char *vbd, const char *vdi)
+{
+	xn_host *h = c->host;
+	xn_error *err = NULL;
+	xn_changes *cs = xn_changes_new(h->db);
+	xn_changes_set(cs, vbd, "VDI", json_string(vdi));
+	xn_changes_set(cs, vbd, "empty", json_boolean(xn_ref_is_null(vdi)));
+	if (xn_db_commit(h->db, cs, &err) < 0)
+		xn_call_fail(c, err);
+	else
+		xn_call_return(c, NULL);
+}
+
 static void vbd_insert(xn_call *c)
 {
 	xn_host *h = c->host;
@@ -707,13 +721,7 @@ static void vbd_insert(xn_call *c)
 		return;
 	}
 	if (!d) {
-		xn_changes *cs = xn_changes_new(h->db);
-		xn_changes_set(cs, vbd, "VDI", json_string(vdi));
-		xn_changes_set(cs, vbd, "empty", json_false());
-		if (xn_db_commit(h->db, cs, &err) < 0)
-			xn_call_fail(c, err);
-		else
-			xn_call_return(c, NULL);
+		record_medium(c, vbd, vdi);
 		return;
 	}
 	struct vbd_op *o = op_new(c, "insert", vbd);
@@ -723,7 +731,6 @@ static void vbd_insert(xn_call *c)
 
 static void vbd_eject(xn_call *c)
 {
-	xn_host *h = c->host;
 	const char *vbd = xn_call_arg_str(c, 0);
 	xn_error *err = NULL;
 	struct dom *d = media_dom(c, vbd, false, &err);
@@ -732,13 +739,7 @@ static void vbd_eject(xn_call *c)
 		return;
 	}
 	if (!d) {
-		xn_changes *cs = xn_changes_new(h->db);
-		xn_changes_set(cs, vbd, "VDI", json_string(XN_NULL_REF));
-		xn_changes_set(cs, vbd, "empty", json_true());
-		if (xn_db_commit(h->db, cs, &err) < 0)
-			xn_call_fail(c, err);
-		else
-			xn_call_return(c, NULL);
+		record_medium(c, vbd, XN_NULL_REF);
 		return;
 	}
 	media_begin(op_new(c, "eject", vbd));
