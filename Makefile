@@ -3,7 +3,7 @@
 # README (both install the Debian packages they need first).
 
 CC       ?= cc
-PKGS     := libuv jansson sqlite3 libcurl openssl libxml-2.0 libnfs
+PKGS     := libuv jansson sqlite3 libcurl openssl libxml-2.0 libnfs libnbd
 CFLAGS   ?= -O2 -g
 XCFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc \
             -D_GNU_SOURCE -fno-strict-aliasing \

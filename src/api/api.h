@@ -59,6 +59,10 @@ void xn_api_register(xn_api *api, const xn_api_method *table);
  * path starts with prefix (longest prefix wins). */
 void xn_api_route(xn_api *api, const char *http_method, const char *prefix,
 		  xn_http_handler fn, void *ud);
+/* The same for a route whose handler takes the request as soon as its
+ * head is complete and reads the body as a stream (http.h). */
+void xn_api_route_stream(xn_api *api, const char *http_method, const char *prefix,
+			 xn_http_handler fn, void *ud);
 int xn_api_listen(xn_api *api, xn_error **err);
 void xn_api_stop(xn_api *api);
 

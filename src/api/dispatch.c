@@ -14,6 +14,7 @@ struct route {
 	char *method, *prefix;
 	xn_http_handler fn;
 	void *ud;
+	bool stream;           /* called with the head; reads the body itself */
 };
 
 struct xn_api {
@@ -26,6 +27,7 @@ struct xn_api {
 };
 
 static void http_dispatch(void *ud, xn_http_req *req);
+static bool http_streamed(void *ud, const xn_http_req *req);
 
 /* Browsers ask before cross-origin POSTs; xapi allows any origin. */
 static void preflight(void *ud, xn_http_req *req)
@@ -40,6 +42,7 @@ xn_api *xn_api_new(xn_host *h)
 	api->host = h;
 	api->handlers = json_object();
 	api->http = xn_http_server_new(h->loop, http_dispatch, api);
+	xn_http_server_set_stream_filter(api->http, http_streamed);
 	xn_api_register(api, xn_session_methods);
 	xn_api_register(api, xn_task_methods);
 	xn_api_route(api, "POST", "/jsonrpc", xn_jsonrpc_handle, api);
@@ -78,13 +81,19 @@ void xn_api_route(xn_api *api, const char *http_method, const char *prefix,
 {
 	api->routes = xn_realloc(api->routes, (api->nroutes + 1) * sizeof(struct route));
 	api->routes[api->nroutes++] = (struct route){xn_strdup(http_method),
-						      xn_strdup(prefix), fn, ud};
+						      xn_strdup(prefix), fn, ud, false};
+}
+
+void xn_api_route_stream(xn_api *api, const char *http_method, const char *prefix,
+			 xn_http_handler fn, void *ud)
+{
+	xn_api_route(api, http_method, prefix, fn, ud);
+	api->routes[api->nroutes - 1].stream = true;
 }
 
 /* Longest matching prefix wins, as in xapi's HTTP server. */
-static void http_dispatch(void *ud, xn_http_req *req)
+static const struct route *find_route(xn_api *api, const xn_http_req *req)
 {
-	xn_api *api = ud;
 	const struct route *best = NULL;
 	const char *path = xn_http_req_path(req);
 	for (size_t i = 0; i < api->nroutes; i++) {
@@ -95,6 +104,18 @@ static void http_dispatch(void *ud, xn_http_req *req)
 		if (!best || strlen(r->prefix) > strlen(best->prefix))
 			best = r;
 	}
+	return best;
+}
+
+static bool http_streamed(void *ud, const xn_http_req *req)
+{
+	const struct route *r = find_route(ud, req);
+	return r && r->stream;
+}
+
+static void http_dispatch(void *ud, xn_http_req *req)
+{
+	const struct route *best = find_route(ud, req);
 	if (!best) {
 		static const char msg[] = "<html><body><h1>HTTP 404 Not Found</h1></body></html>";
 		xn_http_respond(req, 404, "text/html", msg, sizeof(msg) - 1);

@@ -4,7 +4,15 @@
  * handled, reading stops and any pipelined bytes wait in the buffer. A
  * connection that closes while its request is pending leaves the request
  * alive (req->conn = NULL) until the handler answers; the answer is then
- * dropped. */
+ * dropped.
+ *
+ * Streamed requests are handed over when their head is complete. Their
+ * body goes to the handler one parsed piece at a time: on_body records
+ * the piece and pauses the parser, and conn_process delivers it after
+ * http_parser_execute has returned, so handler callbacks never run
+ * inside the parser and may answer, pause or close freely (conn_process
+ * does not re-enter itself; its loop looks at the state afresh after
+ * each callback). */
 #include "api/http.h"
 
 #include <ctype.h>
@@ -13,6 +21,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +34,7 @@ struct xn_http_server {
 	uv_loop_t *loop;
 	xn_http_handler fn;
 	void *ud;
+	xn_http_stream_filter stream_filter;
 	uv_pipe_t *unix_srv;
 	uv_tcp_t *tcp_srv;
 	xn_tls_ctx *tls;    /* TLS on TCP connections, unless NULL */
@@ -40,6 +50,13 @@ struct xn_http_req {
 	xn_buf body;
 	bool keep_alive;
 	bool local;
+	bool dispatched;       /* given to the handler */
+	/* streamed requests */
+	bool streamed;
+	bool reading;          /* the handler wants body bytes now */
+	bool body_done, end_reported, continue_sent, resp_started;
+	int64_t content_length;
+	struct xn_http_stream_cb cb;
 };
 
 struct xn_http_tunnel {
@@ -67,6 +84,11 @@ struct conn {
 	xn_http_tunnel *tunnel;
 	xn_tls *tls;          /* NULL: plain */
 	uv_timer_t *idle;     /* closes connections that send nothing useful */
+	bool busy;            /* conn_process is running (further up the stack) */
+	const char *piece;    /* a streamed body piece parsed, not delivered */
+	size_t piece_len;
+	bool no_more;         /* answered for the last time: input is dropped */
+	size_t discarded;
 };
 
 /* A client gets this long (xn_http_set_idle_timeout; 60 s by default) to
@@ -78,6 +100,12 @@ void xn_http_set_idle_timeout(uint64_t ms)
 {
 	idle_ms = ms ? ms : 60000;
 }
+
+/* An early answer to a streamed upload discards at most this much of
+ * the rest, for at most this long, so the client reads the answer
+ * instead of a reset. */
+#define LINGER_BYTES (64u << 20)
+#define LINGER_MS 2000
 
 static void conn_close(struct conn *c);
 static void conn_process(struct conn *c);
@@ -269,6 +297,16 @@ static int on_headers_complete(http_parser *p)
 		if (!r->path)
 			r->path = xn_strdup("/");
 	}
+	bool chunked = p->flags & F_CHUNKED;
+	r->content_length = chunked ? -1 : p->content_length == ULLONG_MAX ? 0
+					 : (int64_t)p->content_length;
+	if (c->srv->stream_filter && c->srv->stream_filter(c->srv->ud, r)) {
+		r->streamed = true;
+		c->pending = r;
+		c->cur = NULL;
+		http_parser_pause(p, 1); /* conn_process hands it over */
+		return 0;
+	}
 	if (p->content_length != ULLONG_MAX && p->content_length > XN_HTTP_MAX_BODY)
 		return -1;
 	return 0;
@@ -277,6 +315,12 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
+	if (!c->cur) { /* streamed: delivered once the parser has returned */
+		c->piece = at;
+		c->piece_len = len;
+		http_parser_pause(p, 1);
+		return 0;
+	}
 	if (c->cur->body.len + len > XN_HTTP_MAX_BODY)
 		return -1;
 	xn_buf_append(&c->cur->body, at, len);
@@ -286,9 +330,13 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_complete(http_parser *p)
 {
 	struct conn *c = p->data;
-	c->cur->keep_alive = http_should_keep_alive(p);
-	c->pending = c->cur;
-	c->cur = NULL;
+	if (c->cur) {
+		c->pending = c->cur;
+		c->cur = NULL;
+	} else {
+		c->pending->body_done = true; /* streamed */
+	}
+	c->pending->keep_alive = http_should_keep_alive(p);
 	http_parser_pause(p, 1);
 	return 0;
 }
@@ -305,29 +353,46 @@ static const http_parser_settings settings = {
 
 /* ---- writing -------------------------------------------------------- */
 
+enum after_write { KEEP_OPEN, CLOSE, LINGER };
+
 struct wreq {
 	uv_write_t w;
 	char *data;
-	struct conn *close_after; /* close the connection when written */
+	struct conn *c;
+	enum after_write after;
 };
+
+static void conn_linger(struct conn *c);
 
 static void on_written(uv_write_t *w, int status)
 {
 	struct wreq *wr = (struct wreq *)w;
-	if (wr->close_after)
-		conn_close(wr->close_after);
+	struct conn *c = wr->c;
+	enum after_write after = wr->after;
 	free(wr->data);
 	free(wr);
-	(void)status;
+	if (after == CLOSE)
+		conn_close(c);
+	else if (after == LINGER)
+		conn_linger(c);
+	if (status < 0 || c->closing)
+		return;
+	/* a streamed answer: the client is reading, so room for more */
+	xn_http_req *r = c->pending;
+	if (r && r->resp_started) {
+		idle_restart(c);
+		if (r->cb.drain && uv_stream_get_write_queue_size(&c->h.stream) < XN_HTTP_STREAM_HIGH)
+			r->cb.drain(r->cb.ud);
+	}
 }
 
-static int raw_write(struct conn *c, char *data, size_t len, bool close_after);
+static int raw_write(struct conn *c, char *data, size_t len, enum after_write after);
 
 /* Plaintext out: through TLS when the connection has it. */
-static int conn_write(struct conn *c, char *data, size_t len, bool close_after)
+static int conn_write(struct conn *c, char *data, size_t len, enum after_write after)
 {
 	if (!c->tls || c->closing)
-		return raw_write(c, data, len, close_after);
+		return raw_write(c, data, len, after);
 	int rc = xn_tls_write(c->tls, data, len);
 	free(data);
 	xn_buf out = {0};
@@ -338,10 +403,10 @@ static int conn_write(struct conn *c, char *data, size_t len, bool close_after)
 		return -1;
 	}
 	size_t n = out.len;
-	return raw_write(c, out.data ? xn_buf_steal(&out) : xn_strdup(""), n, close_after);
+	return raw_write(c, out.data ? xn_buf_steal(&out) : xn_strdup(""), n, after);
 }
 
-static int raw_write(struct conn *c, char *data, size_t len, bool close_after)
+static int raw_write(struct conn *c, char *data, size_t len, enum after_write after)
 {
 	if (c->closing) {
 		free(data);
@@ -349,7 +414,8 @@ static int raw_write(struct conn *c, char *data, size_t len, bool close_after)
 	}
 	struct wreq *wr = xn_calloc(1, sizeof(*wr));
 	wr->data = data;
-	wr->close_after = close_after ? c : NULL;
+	wr->c = c;
+	wr->after = after;
 	uv_buf_t b = uv_buf_init(data, (unsigned)len);
 	if (uv_write(&wr->w, &c->h.stream, &b, 1, on_written) < 0) {
 		free(data);
@@ -368,6 +434,7 @@ static const char *status_text(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
 	case 413: return "Payload Too Large";
 	case 500: return "Internal Server Error";
 	default: return "Error";
@@ -383,24 +450,41 @@ static void send_simple(struct conn *c, int status, bool close_after)
 				 status, status_text(status), strlen(body),
 				 close_after ? "close" : "keep-alive", body);
 	free(body);
-	conn_write(c, resp, strlen(resp), close_after);
+	c->no_more = c->no_more || close_after;
+	conn_write(c, resp, strlen(resp), close_after ? CLOSE : KEEP_OPEN);
+}
+
+/* After an answer: keep the connection, close it, or for an upload
+ * answered before its end, linger. */
+static enum after_write after_answer(const xn_http_req *r)
+{
+	if (r->keep_alive)
+		return KEEP_OPEN;
+	return r->streamed && !r->body_done ? LINGER : CLOSE;
 }
 
 void xn_http_respond(xn_http_req *r, int status, const char *content_type, const char *body,
 		     size_t len)
 {
+	xn_http_respond_headers(r, status, content_type, NULL, body, len);
+}
+
+void xn_http_respond_headers(xn_http_req *r, int status, const char *content_type,
+			     const char *extra_headers, const char *body, size_t len)
+{
 	struct conn *c = r->conn;
 	if (c) {
 		xn_buf b = {0};
 		xn_buf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-				  "Access-Control-Allow-Origin: *\r\nConnection: %s\r\n\r\n",
+				  "Access-Control-Allow-Origin: *\r\n%sConnection: %s\r\n\r\n",
 			      status, status_text(status), content_type, len,
-			      r->keep_alive ? "keep-alive" : "close");
+			      extra_headers ? extra_headers : "", r->keep_alive ? "keep-alive" : "close");
 		xn_buf_append(&b, body, len);
 		size_t n = b.len;
 		c->pending = NULL;
 		bool keep = r->keep_alive;
-		conn_write(c, xn_buf_steal(&b), n, !keep);
+		c->no_more = !keep;
+		conn_write(c, xn_buf_steal(&b), n, after_answer(r));
 		if (keep && !c->closing) {
 			idle_restart(c);
 			http_parser_pause(&c->parser, 0);
@@ -422,7 +506,8 @@ void xn_http_respond_preflight(xn_http_req *r)
 			r->keep_alive ? "keep-alive" : "close");
 		bool keep = r->keep_alive;
 		c->pending = NULL;
-		conn_write(c, resp, strlen(resp), !keep);
+		c->no_more = !keep;
+		conn_write(c, resp, strlen(resp), keep ? KEEP_OPEN : CLOSE);
 		if (keep && !c->closing) {
 			idle_restart(c);
 			http_parser_pause(&c->parser, 0);
@@ -434,47 +519,75 @@ void xn_http_respond_preflight(xn_http_req *r)
 
 /* ---- reading -------------------------------------------------------- */
 
+/* Reads are 64 KiB, 256 KiB while a streamed body flows (fewer system
+ * calls and parser rounds per GiB). */
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-	(void)h;
+	struct conn *c = h->data;
 	(void)hint;
-	buf->base = xn_malloc(65536);
-	buf->len = 65536;
+	size_t n = c->pending && c->pending->streamed ? 262144 : 65536;
+	buf->base = xn_malloc(n);
+	buf->len = n;
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void on_plain(struct conn *c, ssize_t n, const uv_buf_t *buf);
 
-/* Parse what is buffered; hand a complete request to the handler. */
+static bool body_wanted(const xn_http_req *r)
+{
+	return r->streamed && r->reading && !r->body_done;
+}
+
+/* Parse what is buffered; hand requests (and streamed body pieces) to
+ * the handler. Most calls are answered before the handler returns;
+ * reading stops only for those answered later (saves two epoll_ctl
+ * calls per request). */
 static void conn_process(struct conn *c)
 {
-	if (c->closing || c->pending || c->tunnel)
-		return;
-	if (c->in.len == 0) {
-		/* nothing buffered (a zero-length execute means EOF to the parser) */
-		uv_read_start(&c->h.stream, on_alloc, on_read);
-		return;
-	}
-	size_t used = http_parser_execute(&c->parser, &settings, c->in.data ? c->in.data : "",
-					  c->in.len);
-	enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-	if (e != HPE_OK && e != HPE_PAUSED) {
-		xn_debug("http: bad request: %s", http_errno_name(e));
-		uv_read_stop(&c->h.stream);
-		send_simple(c, e == HPE_CB_headers_complete || e == HPE_CB_body ? 413 : 400, true);
-		return;
-	}
-	xn_buf_consume(&c->in, used);
-	if (c->pending) {
-		/* Most calls are answered before the handler returns; stop
-		 * reading only for those that are answered later (saves two
-		 * epoll_ctl calls per request). */
-		c->srv->fn(c->srv->ud, c->pending);
-		if (c->pending && !c->closing && !c->tunnel)
+	if (c->busy)
+		return; /* the loop below, further up the stack, carries on */
+	c->busy = true;
+	while (!c->closing && !c->tunnel && !c->no_more) {
+		xn_http_req *r = c->pending;
+		if (r && !r->dispatched) {
+			r->dispatched = true;
+			c->srv->fn(c->srv->ud, r);
+			continue;
+		}
+		if (r && r->body_done && r->streamed && !r->end_reported) {
+			r->end_reported = true;
+			if (r->cb.end)
+				r->cb.end(r->cb.ud);
+			continue;
+		}
+		if (r && !body_wanted(r)) {
+			uv_read_stop(&c->h.stream); /* with the handler; pipelined bytes wait */
+			break;
+		}
+		if (c->in.len == 0) {
+			/* nothing buffered (a zero-length execute means EOF to the parser) */
+			uv_read_start(&c->h.stream, on_alloc, on_read);
+			break;
+		}
+		http_parser_pause(&c->parser, 0);
+		size_t used = http_parser_execute(&c->parser, &settings, c->in.data, c->in.len);
+		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+		if (e != HPE_OK && e != HPE_PAUSED) {
+			xn_debug("http: bad request: %s", http_errno_name(e));
 			uv_read_stop(&c->h.stream);
-		return;
+			send_simple(c, e == HPE_CB_headers_complete || e == HPE_CB_body ? 413 : 400, true);
+			break;
+		}
+		if (c->piece_len && r) {
+			size_t n = c->piece_len;
+			c->piece_len = 0;
+			idle_restart(c);
+			if (r->cb.data)
+				r->cb.data(r->cb.ud, c->piece, n);
+		}
+		xn_buf_consume(&c->in, used);
 	}
-	uv_read_start(&c->h.stream, on_alloc, on_read);
+	c->busy = false;
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -489,6 +602,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		free(buf->base);
 		return;
 	}
+	if (c->no_more) {
+		free(buf->base);
+		c->discarded += (size_t)n;
+		if (c->discarded > LINGER_BYTES)
+			conn_close(c);
+		return;
+	}
 	if (c->tls) {
 		/* Decrypt; answer the handshake; continue with plaintext. */
 		xn_buf plain = {0}, out = {0};
@@ -497,7 +617,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		xn_tls_pending(c->tls, &out);
 		if (out.len) {
 			size_t len = out.len;
-			raw_write(c, xn_buf_steal(&out), len, false);
+			raw_write(c, xn_buf_steal(&out), len, KEEP_OPEN);
 		}
 		if (rc < 0) {
 			xn_buf_reset(&plain);
@@ -534,11 +654,42 @@ static void on_plain(struct conn *c, ssize_t n, const uv_buf_t *buf)
 	conn_process(c);
 }
 
+/* A streamed request whose client stopped sending or reading. */
+static bool stalled(struct conn *c, const xn_http_req *r)
+{
+	return body_wanted(r) ||
+	       (r->resp_started && uv_stream_get_write_queue_size(&c->h.stream) > 0);
+}
+
 static void on_idle(uv_timer_t *t)
 {
 	struct conn *c = t->data;
-	if (!c->pending && !c->tunnel)
+	if (c->no_more || (!c->pending && !c->tunnel) || (c->pending && stalled(c, c->pending)))
 		conn_close(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	(void)status;
+	free(req);
+}
+
+/* The answer to an upload went out before the upload ended: stop
+ * sending, read and drop the rest for a while, then close. Closing at
+ * once would make the kernel reset the connection, and the client could
+ * lose the answer. */
+static void conn_linger(struct conn *c)
+{
+	if (c->closing)
+		return;
+	uv_shutdown_t *req = xn_calloc(1, sizeof(*req));
+	if (uv_shutdown(req, &c->h.stream, on_shutdown) < 0) {
+		free(req);
+		conn_close(c);
+		return;
+	}
+	uv_timer_start(c->idle, on_idle, LINGER_MS, 0);
+	uv_read_start(&c->h.stream, on_alloc, on_read);
 }
 
 static void idle_restart(struct conn *c)
@@ -564,8 +715,13 @@ static void conn_close(struct conn *c)
 		return;
 	c->closing = true;
 	if (c->pending) {
-		c->pending->conn = NULL; /* the handler still owns it */
+		xn_http_req *r = c->pending;
+		r->conn = NULL; /* the handler still owns it */
 		c->pending = NULL;
+		if (!r->dispatched)
+			req_free(r);
+		else if (r->streamed && r->cb.gone)
+			r->cb.gone(r->cb.ud);
 	}
 	if (c->tunnel) {
 		xn_http_tunnel *t = c->tunnel;
@@ -626,6 +782,86 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_read_start(&c->h.stream, on_alloc, on_read);
 }
 
+/* ---- streamed requests and responses ------------------------------- */
+
+void xn_http_server_set_stream_filter(xn_http_server *s, xn_http_stream_filter fn)
+{
+	s->stream_filter = fn;
+}
+
+void xn_http_req_stream(xn_http_req *r, const struct xn_http_stream_cb *cb)
+{
+	r->cb = *cb;
+}
+
+int64_t xn_http_req_content_length(const xn_http_req *r)
+{
+	return r->content_length;
+}
+
+void xn_http_body_read(xn_http_req *r, bool on, const char *extra_headers)
+{
+	struct conn *c = r->conn;
+	r->reading = on;
+	if (!c || !on)
+		return; /* conn_process stops reading when it next looks */
+	const char *expect = xn_http_req_header(r, "expect");
+	if (!r->continue_sent && !r->body_done && expect && strcasecmp(expect, "100-continue") == 0) {
+		r->continue_sent = true;
+		char *head = xn_asprintf("HTTP/1.1 100 Continue\r\n%s\r\n",
+					 extra_headers ? extra_headers : "");
+		conn_write(c, head, strlen(head), KEEP_OPEN);
+	}
+	idle_restart(c);
+	conn_process(c);
+}
+
+int xn_http_stream_begin(xn_http_req *r, int status, const char *content_type, int64_t length,
+			 const char *extra_headers)
+{
+	struct conn *c = r->conn;
+	if (!c)
+		return -1;
+	xn_buf b = {0};
+	xn_buf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status, status_text(status),
+		      content_type);
+	if (length >= 0)
+		xn_buf_printf(&b, "Content-Length: %lld\r\n", (long long)length);
+	xn_buf_printf(&b, "%sConnection: close\r\n\r\n", extra_headers ? extra_headers : "");
+	r->resp_started = true;
+	idle_restart(c);
+	size_t n = b.len;
+	return conn_write(c, xn_buf_steal(&b), n, KEEP_OPEN);
+}
+
+int xn_http_stream_write(xn_http_req *r, char *buf, size_t len)
+{
+	if (!r->conn) {
+		free(buf);
+		return -1;
+	}
+	return conn_write(r->conn, buf, len, KEEP_OPEN);
+}
+
+size_t xn_http_stream_queued(const xn_http_req *r)
+{
+	return r->conn ? uv_stream_get_write_queue_size(&r->conn->h.stream) : 0;
+}
+
+void xn_http_stream_end(xn_http_req *r, bool complete)
+{
+	struct conn *c = r->conn;
+	if (c) {
+		c->pending = NULL;
+		c->no_more = true;
+		if (complete) /* an empty write, to close once the rest is out */
+			raw_write(c, xn_strdup(""), 0, CLOSE);
+		else
+			conn_close(c);
+	}
+	req_free(r);
+}
+
 /* ---- tunnels -------------------------------------------------------- */
 
 xn_http_tunnel *xn_http_hijack(xn_http_req *r, const struct xn_http_tunnel_cb *cb)
@@ -642,7 +878,7 @@ xn_http_tunnel *xn_http_hijack(xn_http_req *r, const struct xn_http_tunnel_cb *c
 	t->cb = *cb;
 	c->tunnel = t;
 	char *ok = xn_strdup("HTTP/1.1 200 OK\r\n\r\n");
-	conn_write(c, ok, strlen(ok), false);
+	conn_write(c, ok, strlen(ok), KEEP_OPEN);
 	/* Bytes that arrived after the request head belong to the tunnel. */
 	if (c->in.len && t->cb.data) {
 		xn_buf rest = c->in;
@@ -666,7 +902,7 @@ int xn_http_tunnel_write(xn_http_tunnel *t, const char *buf, size_t len)
 	}
 	char *copy = xn_malloc(len);
 	memcpy(copy, buf, len);
-	return conn_write(t->conn, copy, len, false);
+	return conn_write(t->conn, copy, len, KEEP_OPEN);
 }
 
 void xn_http_tunnel_close(xn_http_tunnel *t)

@@ -281,6 +281,9 @@ int xe_cmd_vm_uninstall(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vm_destroy(xe_ctx *ctx, xn_error **err);
 int xe_cmd_console(xe_ctx *ctx, xn_error **err);
 /* Disks (cmd_disk.c). */
+/* Print the uuid of a new object of class cls named by ref (taken);
+ * -1 if ref is NULL (the call failed) or the look-up fails. */
+int xe_print_new_uuid(xe_ctx *ctx, const char *cls, json_t *ref, xn_error **err);
 int xe_cmd_vdi_create(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vdi_destroy(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vbd_create(xe_ctx *ctx, xn_error **err);
@@ -300,6 +303,18 @@ int xe_cmd_vm_cd_insert(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vm_cd_eject(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vm_cd_remove(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vm_cd_list(xe_ctx *ctx, xn_error **err);
+/* Storage and snapshots (cmd_storage.c); data: the XenAPI method. */
+int xe_cmd_sr_create(xe_ctx *ctx, xn_error **err);
+int xe_cmd_sr_op(xe_ctx *ctx, xn_error **err);
+int xe_cmd_pbd_op(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vdi_fork(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vdi_copy(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vm_copy_op(xe_ctx *ctx, xn_error **err);
+int xe_cmd_snapshot_revert(xe_ctx *ctx, xn_error **err);
+int xe_cmd_snapshot_destroy(xe_ctx *ctx, xn_error **err);
+/* Disk images in and out (cmd_transfer.c). */
+int xe_cmd_vdi_import(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vdi_export(xe_ctx *ctx, xn_error **err);
 /* Local users (cmd_user.c). */
 int xe_cmd_user_add(xe_ctx *ctx, xn_error **err);
 int xe_cmd_user_remove(xe_ctx *ctx, xn_error **err);

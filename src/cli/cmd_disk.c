@@ -5,8 +5,7 @@
 
 #include "cli/cli.h"
 
-/* Print the uuid of a new object of class cls named by ref (taken). */
-static int print_uuid(xe_ctx *ctx, const char *cls, json_t *ref, xn_error **err)
+int xe_print_new_uuid(xe_ctx *ctx, const char *cls, json_t *ref, xn_error **err)
 {
 	if (!ref)
 		return -1;
@@ -46,7 +45,7 @@ int xe_cmd_vdi_create(xe_ctx *ctx, xn_error **err)
 				 desc ? desc : "", "virtual_size", (json_int_t)size, "type",
 				 type ? type : "user", "sharable", 0, "read_only", 0,
 				 "other_config");
-	return print_uuid(ctx, "VDI", xe_call(ctx->conn, "VDI.create", json_pack("[o]", args), err),
+	return xe_print_new_uuid(ctx, "VDI", xe_call(ctx->conn, "VDI.create", json_pack("[o]", args), err),
 			  err);
 }
 
@@ -78,7 +77,7 @@ int xe_cmd_vbd_create(xe_ctx *ctx, xn_error **err)
 				 bootable, "mode", mode ? mode : "RW", "type", type ? type : "Disk",
 				 "empty", vdi_uuid == NULL, "other_config", "qos_algorithm_type", "",
 				 "qos_algorithm_params");
-	return print_uuid(ctx, "VBD", xe_call(ctx->conn, "VBD.create", json_pack("[o]", args), err),
+	return xe_print_new_uuid(ctx, "VBD", xe_call(ctx->conn, "VBD.create", json_pack("[o]", args), err),
 			  err);
 }
 
@@ -111,5 +110,5 @@ int xe_cmd_vm_clone(xe_ctx *ctx, xn_error **err)
 		return -1;
 	json_t *clone = xe_call(ctx->conn, "VM.clone",
 				json_pack("[ss]", vm, xe_arg(ctx->args, "new-name-label")), err);
-	return print_uuid(ctx, "VM", clone, err);
+	return xe_print_new_uuid(ctx, "VM", clone, err);
 }

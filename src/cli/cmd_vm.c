@@ -237,7 +237,8 @@ int xe_cmd_vm_lifecycle(xe_ctx *ctx, xn_error **err)
 	XN_AUTOFREE char *host = on ? find_host(ctx, on, err) : NULL;
 	if (on && !host)
 		return -1;
-	xe_rec **vms = xe_select(ctx, xe_class_spec_find("vm"), SELECTABLE, err);
+	const char *spec = ctx->cmd->data ? ctx->cmd->data : "vm";
+	xe_rec **vms = xe_select(ctx, xe_class_spec_find(spec), SELECTABLE, err);
 	if (!vms)
 		return -1;
 	int rc = 0;
@@ -334,7 +335,8 @@ static bool confirmed(xe_ctx *ctx, xe_rec **vms)
 
 int xe_cmd_vm_uninstall(xe_ctx *ctx, xn_error **err)
 {
-	xe_rec **vms = xe_select(ctx, xe_class_spec_find("vm"), SELECTABLE, err);
+	const char *spec = ctx->cmd->data ? ctx->cmd->data : "vm";
+	xe_rec **vms = xe_select(ctx, xe_class_spec_find(spec), SELECTABLE, err);
 	if (!vms)
 		return -1;
 	int rc = confirmed(ctx, vms) ? 0 : xe_fail(err, "Aborted");

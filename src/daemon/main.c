@@ -18,6 +18,7 @@
 #include "console/console.h"
 #include "engine/qemu_proc.h"
 #include "storage/storage.h"
+#include "storage/vdi_transfer.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "vm/vm.h"
@@ -132,7 +133,10 @@ static int start(xn_error **err)
 	xn_events_init(host.api, &host);
 	xn_sessions_init(&host);
 	xn_vm_register(host.api);
+	xn_storage_register(host.api);
 	xn_consoles_init(&host);
+	if (xn_vdi_transfer_init(&host, err) < 0)
+		return -1;
 	if (xn_host_init_records(&host, err) < 0 || xn_accounts_init(&host, err) < 0 ||
 	    xn_storage_init(&host, err) < 0 || xn_templates_init(&host, err) < 0 ||
 	    xn_vms_init(&host, err) < 0 || xn_api_listen(host.api, err) < 0)

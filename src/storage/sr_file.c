@@ -1,103 +1,148 @@
-/* sr_file.c: the "file" SR driver: a local directory of qcow2 images
- * named <location>.qcow2 (storage.h). The directory is the PBD's
- * device_config "path". */
+/* sr_file.c: the "file" SR driver, a local directory of images (the
+ * PBD's device_config "path"), and the local-directory half of the
+ * "iso" driver, which shares everything but its content (storage.h).
+ * QEMU locks local image files itself (OFD locks), so no toolstack
+ * lock is needed here. */
 #include "storage/storage.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "util/proc.h"
+#include "util/fs.h"
 
-char *xn_sr_file_dir(xn_host *h, const char *sr_ref)
+static int dir_attach(const xn_sr_conf *c, xn_error **err)
 {
-	const char *k;
-	json_t *pbd;
-	json_t *pbds = xn_db_field(h->db, sr_ref, "PBDs");
-	size_t i;
-	json_array_foreach(pbds, i, pbd) {
-		k = json_string_value(pbd);
-		json_t *cfg = xn_db_field(h->db, k, "device_config");
-		const char *path = json_string_value(json_object_get(cfg, "path"));
-		if (path)
-			return xn_strdup(path);
+	if (!c->dir || c->dir[0] != '/')
+		return xn_fail(err, "SR_BACKEND_FAILURE_111", "",
+			       "device-config:path must be an absolute directory", "", NULL);
+	return xn_mkdir_p(c->dir, 0700, err);
+}
+
+static int dir_attach_existing(const xn_sr_conf *c, xn_error **err)
+{
+	struct stat st;
+	if (!c->dir || c->dir[0] != '/')
+		return xn_fail(err, "SR_BACKEND_FAILURE_111", "",
+			       "device-config:location must be an absolute directory", "", NULL);
+	if (stat(c->dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return xn_fail(err, "SR_BACKEND_FAILURE_77", "", "no such directory", c->dir, NULL);
+	return 0;
+}
+
+static char *dir_url(const xn_sr_conf *c, const char *file)
+{
+	return xn_asprintf("%s/%s", c->dir, file);
+}
+
+static json_t *dir_node(const xn_sr_conf *c, const char *file)
+{
+	XN_AUTOFREE char *path = dir_url(c, file);
+	return json_pack("{s:s,s:s}", "driver", "file", "filename", path);
+}
+
+static int dir_list(const xn_sr_conf *c, json_t **files, xn_error **err)
+{
+	DIR *d = opendir(c->dir);
+	if (!d)
+		return xn_fail_errno(err, errno, "cannot open '%s'", c->dir);
+	*files = json_object();
+	for (struct dirent *e; (e = readdir(d));) {
+		struct stat st;
+		if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &st, 0) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		json_object_set_new(*files, e->d_name,
+				    json_pack("{s:I}", "size", (json_int_t)st.st_blocks * 512));
 	}
-	return xn_asprintf("%s/sr/%s", h->data_dir, xn_db_str(h->db, sr_ref, "uuid"));
+	closedir(d);
+	return 0;
 }
 
-/* Disk images are "<location>.qcow2"; other files (suspend images,
- * "<uuid>.state") carry their extension in the location. */
-static char *file_path(xn_host *h, const char *sr_ref, const char *location)
+static int dir_remove(const xn_sr_conf *c, const char *file, xn_error **err)
 {
-	XN_AUTOFREE char *dir = xn_sr_file_dir(h, sr_ref);
-	return xn_asprintf("%s/%s%s", dir, location, strchr(location, '.') ? "" : ".qcow2");
-}
-
-struct img_op {
-	xn_storage_done done;
-	void *ud;
-	char *what;
-};
-
-static void img_done(void *ud, int status, const char *output)
-{
-	struct img_op *op = ud;
-	xn_error *err = NULL;
-	if (status != 0)
-		xn_fail(&err, "SR_BACKEND_FAILURE", "qemu-img", op->what, output, NULL);
-	op->done(op->ud, err);
-	free(op->what);
-	free(op);
-}
-
-static void run_img(xn_host *h, char **argv, const char *what, xn_storage_done done, void *ud)
-{
-	struct img_op *op = xn_calloc(1, sizeof(*op));
-	op->done = done;
-	op->ud = ud;
-	op->what = xn_strdup(what);
-	xn_error *err = NULL;
-	if (xn_run(h->loop, argv, img_done, op, &err) < 0) {
-		free(op->what);
-		free(op);
-		done(ud, err);
-	}
-}
-
-static void file_clone(xn_host *h, const char *sr_ref, const char *src, const char *location,
-		       int64_t size, xn_storage_done done, void *ud)
-{
-	XN_AUTOFREE char *to = file_path(h, sr_ref, location);
-	/* The backing file is named relative to the overlay, so the SR's
-	 * directory can move. -u: the source may be open in a running VM. */
-	XN_AUTOFREE char *backing = xn_asprintf("%s.qcow2", src);
-	XN_AUTOFREE char *sz = xn_asprintf("%lld", (long long)size);
-	char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2",
-			"-b", backing, to, sz, NULL};
-	run_img(h, argv, "clone", done, ud);
-}
-
-static void file_create(xn_host *h, const char *sr_ref, const char *location, int64_t size,
-			xn_storage_done done, void *ud)
-{
-	XN_AUTOFREE char *to = file_path(h, sr_ref, location);
-	XN_AUTOFREE char *sz = xn_asprintf("%lld", (long long)size);
-	char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", to, sz, NULL};
-	run_img(h, argv, "create", done, ud);
-}
-
-static int file_destroy(xn_host *h, const char *sr_ref, const char *location, xn_error **err)
-{
-	XN_AUTOFREE char *path = file_path(h, sr_ref, location);
+	XN_AUTOFREE char *path = dir_url(c, file);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return xn_fail(err, "SR_BACKEND_FAILURE", "unlink", path, strerror(errno), NULL);
 	return 0;
 }
 
+static int dir_space(const xn_sr_conf *c, int64_t *total, int64_t *free_bytes, xn_error **err)
+{
+	struct statvfs st;
+	if (statvfs(c->dir, &st) < 0)
+		return xn_fail_errno(err, errno, "cannot stat '%s'", c->dir);
+	*total = (int64_t)st.f_blocks * (int64_t)st.f_frsize;
+	*free_bytes = (int64_t)st.f_bavail * (int64_t)st.f_frsize;
+	return 0;
+}
+
 const xn_sr_ops xn_sr_file_ops = {
 	.type = "file",
-	.vdi_path = file_path,
-	.vdi_clone = file_clone,
-	.vdi_create = file_create,
-	.vdi_destroy = file_destroy,
+	.content_type = "user",
+	.attach = dir_attach,
+	.node = dir_node,
+	.url = dir_url,
+	.list = dir_list,
+	.remove = dir_remove,
+	.space = dir_space,
+};
+
+/* An ISO library: a local directory (device-config:location=/dir) or
+ * an NFS export (location=server:/path, sr_nfs.c). The administrator's
+ * files are never created or removed by Xenia (removing an ISO VDI
+ * forgets it). */
+#define ISO_DISPATCH(c) ((c)->dir ? &local_iso : &xn_sr_iso_nfs_ops)
+
+static int iso_remove(const xn_sr_conf *c, const char *file, xn_error **err)
+{
+	return 0;
+}
+
+static const xn_sr_ops local_iso = {
+	.attach = dir_attach_existing,
+	.node = dir_node,
+	.url = dir_url,
+	.list = dir_list,
+	.space = dir_space,
+};
+
+static int iso_attach(const xn_sr_conf *c, xn_error **err)
+{
+	return ISO_DISPATCH(c)->attach(c, err);
+}
+
+static json_t *iso_node(const xn_sr_conf *c, const char *file)
+{
+	return ISO_DISPATCH(c)->node(c, file);
+}
+
+static char *iso_url(const xn_sr_conf *c, const char *file)
+{
+	return ISO_DISPATCH(c)->url(c, file);
+}
+
+static int iso_list(const xn_sr_conf *c, json_t **files, xn_error **err)
+{
+	return ISO_DISPATCH(c)->list(c, files, err);
+}
+
+static int iso_space(const xn_sr_conf *c, int64_t *total, int64_t *free_bytes, xn_error **err)
+{
+	return ISO_DISPATCH(c)->space(c, total, free_bytes, err);
+}
+
+const xn_sr_ops xn_sr_iso_ops = {
+	.type = "iso",
+	.content_type = "iso",
+	.read_only = true,
+	.attach = iso_attach,
+	.node = iso_node,
+	.url = iso_url,
+	.list = iso_list,
+	.remove = iso_remove,
+	.space = iso_space,
 };

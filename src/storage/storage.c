@@ -1,10 +1,9 @@
-/* storage.c: the SR registry, the local SR, VDI paths and imports, and
- * garbage collection of unclaimed images at start (storage.h). */
+/* storage.c: the SR registry and driver plumbing (configs, blocking
+ * driver calls on the thread pool), the local SR, sizes, VDI paths and
+ * start-up imports (storage.h). */
 #include "storage/storage.h"
 
-#include <dirent.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "util/fs.h"
@@ -12,25 +11,260 @@
 #include "util/proc.h"
 #include "util/uuid.h"
 
-static const xn_sr_ops *drivers[] = {&xn_sr_file_ops};
+static const xn_sr_ops *drivers[] = {&xn_sr_file_ops, &xn_sr_iso_ops, &xn_sr_nfs_ops};
 
-const xn_sr_ops *xn_sr_ops_of(xn_host *h, const char *sr_ref)
+const xn_sr_ops *xn_sr_ops_by_type(const char *type)
 {
-	const char *type = xn_db_str(h->db, sr_ref, "type");
-	for (size_t i = 0; i < XN_ARRAY_LEN(drivers); i++)
+	for (size_t i = 0; type && i < XN_ARRAY_LEN(drivers); i++)
 		if (strcmp(drivers[i]->type, type) == 0)
 			return drivers[i];
 	return NULL;
 }
 
+const xn_sr_ops *xn_sr_ops_of(xn_host *h, const char *sr_ref)
+{
+	return xn_sr_ops_by_type(xn_db_str(h->db, sr_ref, "type"));
+}
+
+/* The device_config of this host's PBD for sr_ref (borrowed), or NULL. */
+static json_t *pbd_config(xn_host *h, const char *sr_ref)
+{
+	size_t i;
+	json_t *pbd;
+	json_array_foreach(xn_db_field(h->db, sr_ref, "PBDs"), i, pbd) {
+		const char *k = json_string_value(pbd);
+		if (xn_streq(xn_db_str(h->db, k, "host"), h->host_ref))
+			return xn_db_field(h->db, k, "device_config");
+	}
+	return NULL;
+}
+
+xn_sr_conf *xn_sr_conf_get(xn_host *h, const char *sr_ref)
+{
+	const char *type = xn_db_str(h->db, sr_ref, "type");
+	if (!xn_sr_ops_by_type(type))
+		return NULL;
+	json_t *dc = pbd_config(h, sr_ref);
+	xn_sr_conf *c = xn_calloc(1, sizeof(*c));
+	c->ref = xn_strdup(sr_ref);
+	c->uuid = xn_strdup(xn_db_str(h->db, sr_ref, "uuid"));
+	c->type = xn_strdup(type);
+	c->device_config = dc ? json_deep_copy(dc) : json_object();
+	const char *path = json_string_value(json_object_get(c->device_config, "path"));
+	const char *loc = json_string_value(json_object_get(c->device_config, "location"));
+	if (strcmp(type, "file") == 0)
+		c->dir = path ? xn_strdup(path)
+			      : xn_asprintf("%s/sr/%s", h->data_dir, c->uuid);
+	else if (strcmp(type, "iso") == 0 && loc && loc[0] == '/')
+		c->dir = xn_strdup(loc);
+	return c;
+}
+
+xn_sr_conf *xn_sr_conf_dup(const xn_sr_conf *c)
+{
+	xn_sr_conf *d = xn_calloc(1, sizeof(*d));
+	d->ref = xn_strdup(c->ref);
+	d->uuid = xn_strdup(c->uuid);
+	d->type = xn_strdup(c->type);
+	d->device_config = json_deep_copy(c->device_config);
+	d->dir = c->dir ? xn_strdup(c->dir) : NULL;
+	return d;
+}
+
+void xn_sr_conf_free(xn_sr_conf *c)
+{
+	if (!c)
+		return;
+	free(c->ref);
+	free(c->uuid);
+	free(c->type);
+	json_decref(c->device_config);
+	free(c->dir);
+	free(c);
+}
+
+char *xn_sr_file_dir(xn_host *h, const char *sr_ref)
+{
+	xn_sr_conf *c = xn_sr_conf_get(h, sr_ref);
+	char *dir = c && c->dir ? xn_strdup(c->dir) : xn_asprintf("%s/sr/%s", h->data_dir,
+								 xn_db_str(h->db, sr_ref, "uuid"));
+	xn_sr_conf_free(c);
+	return dir;
+}
+
+/* ---- blocking driver calls on the thread pool ------------------------ */
+
+struct sr_work {
+	uv_work_t req;
+	xn_sr_conf *conf;
+	xn_sr_work_fn work;
+	xn_storage_done done;
+	void *ud;
+	xn_error *err;
+};
+
+static void sr_work_run(uv_work_t *req)
+{
+	struct sr_work *w = req->data;
+	w->work(w->conf, w->ud, &w->err);
+}
+
+static void sr_work_after(uv_work_t *req, int status)
+{
+	struct sr_work *w = req->data;
+	if (status < 0 && !w->err)
+		xn_fail_internal(&w->err, "storage work cancelled");
+	if (w->done)
+		w->done(w->ud, w->err);
+	else
+		xn_error_free(w->err);
+	xn_sr_conf_free(w->conf);
+	free(w);
+}
+
+void xn_sr_work(xn_host *h, const char *sr_ref, xn_sr_work_fn work, void *ud,
+		xn_storage_done done)
+{
+	xn_sr_conf *c = xn_sr_conf_get(h, sr_ref);
+	if (!c) {
+		xn_error *err = NULL;
+		xn_fail(&err, "SR_UNKNOWN_DRIVER", xn_db_str(h->db, sr_ref, "type"), NULL);
+		if (done)
+			done(ud, err);
+		else
+			xn_error_free(err);
+		return;
+	}
+	xn_sr_work_on(h, c, work, ud, done);
+}
+
+void xn_sr_work_on(xn_host *h, xn_sr_conf *conf, xn_sr_work_fn work, void *ud,
+		   xn_storage_done done)
+{
+	struct sr_work *w = xn_calloc(1, sizeof(*w));
+	w->conf = conf;
+	w->work = work;
+	w->done = done;
+	w->ud = ud;
+	w->req.data = w;
+	int rc = uv_queue_work(h->loop, &w->req, sr_work_run, sr_work_after);
+	if (rc < 0) {
+		xn_fail_internal(&w->err, "cannot queue storage work: %s", uv_strerror(rc));
+		sr_work_after(&w->req, 0);
+	}
+}
+
+/* ---- sizes ------------------------------------------------------------ */
+
+struct sizes {
+	xn_host *h;
+	char *sr;
+	int64_t total, free_bytes, used;
+	bool have_space;
+};
+
+static int sizes_work(const xn_sr_conf *c, void *ud, xn_error **err)
+{
+	struct sizes *s = ud;
+	const xn_sr_ops *ops = xn_sr_ops_by_type(c->type);
+	json_t *files = NULL;
+	if (ops->space(c, &s->total, &s->free_bytes, err) < 0)
+		return -1;
+	s->have_space = true;
+	if (ops->list(c, &files, err) < 0)
+		return -1;
+	const char *k;
+	json_t *v;
+	json_object_foreach(files, k, v)
+		s->used += json_integer_value(json_object_get(v, "size"));
+	json_decref(files);
+	return 0;
+}
+
+static void sizes_done(void *ud, xn_error *err)
+{
+	struct sizes *s = ud;
+	xn_host *h = s->h;
+	if (err)
+		xn_debug("storage: sizes of %s: %s", s->sr, err->message);
+	if (s->have_space && xn_db_get(h->db, s->sr)) {
+		json_int_t virt = 0;
+		size_t i;
+		json_t *vdi;
+		json_array_foreach(xn_db_field(h->db, s->sr, "VDIs"), i, vdi)
+			virt += xn_db_int(h->db, json_string_value(vdi), "virtual_size");
+		xn_changes *cs = xn_changes_new(h->db);
+		json_t *rec = xn_changes_edit(cs, s->sr);
+		/* A local SR shares its file system: what it can grow to is
+		 * what it uses plus what is free. */
+		bool dedicated = !xn_streq(xn_db_str(h->db, s->sr, "type"), "file");
+		json_int_t size = dedicated ? s->total : s->used + s->free_bytes;
+		json_object_set_new(rec, "physical_size", json_integer(size));
+		json_object_set_new(rec, "physical_utilisation",
+				    json_integer(dedicated ? s->total - s->free_bytes : s->used));
+		json_object_set_new(rec, "virtual_allocation", json_integer(virt));
+		xn_error *e = NULL;
+		if (xn_db_commit(h->db, cs, &e) < 0) {
+			xn_warn("storage: %s", e->message);
+			xn_error_free(e);
+		}
+	}
+	xn_error_free(err);
+	free(s->sr);
+	free(s);
+}
+
+void xn_sr_update_sizes(xn_host *h, const char *sr_ref)
+{
+	struct sizes *s = xn_calloc(1, sizeof(*s));
+	s->h = h;
+	s->sr = xn_strdup(sr_ref);
+	xn_sr_work(h, sr_ref, sizes_work, s, sizes_done);
+}
+
+/* ---- VDIs ------------------------------------------------------------- */
+
+char *xn_location_file(const char *location)
+{
+	return xn_asprintf("%s%s", location, strchr(location, '.') ? "" : ".qcow2");
+}
+
 char *xn_vdi_path(xn_host *h, const char *vdi_ref)
 {
-	const char *sr = xn_db_str(h->db, vdi_ref, "SR");
-	const xn_sr_ops *ops = xn_sr_ops_of(h, sr);
-	if (!ops)
+	xn_sr_conf *c = xn_sr_conf_get(h, xn_db_str(h->db, vdi_ref, "SR"));
+	const char *loc = xn_db_str(h->db, vdi_ref, "location");
+	if (!c || !loc[0]) {
+		xn_sr_conf_free(c);
 		return NULL;
-	return ops->vdi_path(h, sr, xn_db_str(h->db, vdi_ref, "location"));
+	}
+	XN_AUTOFREE char *file = xn_location_file(loc);
+	char *url = xn_sr_ops_by_type(c->type)->url(c, file);
+	xn_sr_conf_free(c);
+	return url;
 }
+
+json_t *xn_vdi_node(xn_host *h, const char *vdi_ref)
+{
+	xn_sr_conf *c = xn_sr_conf_get(h, xn_db_str(h->db, vdi_ref, "SR"));
+	const char *loc = xn_db_str(h->db, vdi_ref, "location");
+	if (!c || !loc[0]) {
+		xn_sr_conf_free(c);
+		return NULL;
+	}
+	XN_AUTOFREE char *file = xn_location_file(loc);
+	json_t *node = xn_sr_ops_by_type(c->type)->node(c, file);
+	xn_sr_conf_free(c);
+	return node;
+}
+
+const char *xn_vdi_format(xn_host *h, const char *vdi_ref)
+{
+	const char *loc = xn_db_str(h->db, vdi_ref, "location");
+	const char *dot = strrchr(loc, '.');
+	return dot && strcmp(dot, ".qcow2") != 0 ? "raw" : "qcow2";
+}
+
+/* ---- the local SR ----------------------------------------------------- */
 
 static const char *find_local_sr(xn_host *h)
 {
@@ -43,57 +277,7 @@ static const char *find_local_sr(xn_host *h)
 	return NULL;
 }
 
-static void update_sizes(xn_host *h, xn_changes *cs, const char *sr)
-{
-	XN_AUTOFREE char *dir = xn_sr_file_dir(h, sr);
-	struct statvfs st;
-	if (statvfs(dir, &st) < 0)
-		return;
-	json_int_t size = (json_int_t)st.f_blocks * (json_int_t)st.f_frsize;
-	json_int_t used = size - (json_int_t)st.f_bavail * (json_int_t)st.f_frsize;
-	json_int_t virt = 0;
-	size_t i;
-	json_t *vdi;
-	json_array_foreach(xn_db_field(h->db, sr, "VDIs"), i, vdi)
-		virt += xn_db_int(h->db, json_string_value(vdi), "virtual_size");
-	json_t *rec = xn_changes_edit(cs, sr);
-	json_object_set_new(rec, "physical_size", json_integer(size));
-	json_object_set_new(rec, "physical_utilisation", json_integer(used));
-	json_object_set_new(rec, "virtual_allocation", json_integer(virt));
-}
-
-/* Image files no VDI record claims were left by an operation that a
- * crash interrupted before its commit: remove them. */
-static void collect_garbage(xn_host *h, const char *sr)
-{
-	XN_AUTOFREE char *dir = xn_sr_file_dir(h, sr);
-	DIR *d = opendir(dir);
-	if (!d)
-		return;
-	json_t *claimed = json_object();
-	size_t i;
-	json_t *vdi;
-	json_array_foreach(xn_db_field(h->db, sr, "VDIs"), i, vdi)
-		json_object_set_new(claimed, xn_db_str(h->db, json_string_value(vdi), "location"),
-				    json_true());
-	for (struct dirent *e; (e = readdir(d));) {
-		size_t n = strlen(e->d_name);
-		bool image = n > 6 && strcmp(e->d_name + n - 6, ".qcow2") == 0;
-		bool state = n > 6 && strcmp(e->d_name + n - 6, ".state") == 0;
-		if (!image && !state)
-			continue;
-		XN_AUTOFREE char *loc = image ? xn_strndup(e->d_name, n - 6) : xn_strdup(e->d_name);
-		if (json_object_get(claimed, loc))
-			continue;
-		XN_AUTOFREE char *path = xn_asprintf("%s/%s", dir, e->d_name);
-		xn_warn("storage: removing unclaimed image '%s'", path);
-		unlink(path);
-	}
-	closedir(d);
-	json_decref(claimed);
-}
-
-int xn_storage_init(xn_host *h, xn_error **err)
+static int ensure_local_sr(xn_host *h, xn_error **err)
 {
 	const char *sr = find_local_sr(h);
 	xn_changes *cs = xn_changes_new(h->db);
@@ -118,12 +302,22 @@ int xn_storage_init(xn_host *h, xn_error **err)
 	if (xn_db_commit(h->db, cs, err) < 0)
 		return -1;
 	XN_AUTOFREE char *dir = xn_sr_file_dir(h, h->local_sr_ref);
-	if (xn_mkdir_p(dir, 0700, err) < 0)
+	return xn_mkdir_p(dir, 0700, err);
+}
+
+int xn_storage_init(xn_host *h, xn_error **err)
+{
+	if (ensure_local_sr(h, err) < 0)
 		return -1;
-	collect_garbage(h, h->local_sr_ref);
-	cs = xn_changes_new(h->db);
-	update_sizes(h, cs, h->local_sr_ref);
-	return xn_db_commit(h->db, cs, err);
+	/* Files an interrupted operation left are collected before anything
+	 * new is written. */
+	if (xn_sr_gc_sync(h, h->local_sr_ref, err) < 0)
+		return -1;
+	const char *k;
+	json_t *v;
+	json_object_foreach(xn_db_all(h->db, xn_model_class("SR")), k, v)
+		xn_sr_plug_all(h, k);
+	return 0;
 }
 
 const char *xn_vdi_import_sync(xn_host *h, xn_changes *cs, const char *sr_ref, const char *src,

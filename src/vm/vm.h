@@ -33,6 +33,27 @@ void xn_vms_detach_all(xn_host *h);
 
 void xn_vm_register(xn_api *api);
 
+/* ---- disks of running VMs, for storage (vm_disk.c) -------------------- */
+
+typedef void (*xn_vm_disk_done)(void *ud, xn_error *err /* taken over */);
+/* The running VM using vbd_ref moves that disk onto location, a new
+ * empty overlay of the disk's current image on the same SR (QMP
+ * blockdev-add + blockdev-snapshot); the guest notices nothing. */
+void xn_vm_disk_switch(xn_host *h, const char *vbd_ref, const char *location,
+		       xn_vm_disk_done done, void *ud);
+/* On the running VM using vbd_ref, merge the image base_file (a backing
+ * image of the disk, given as its file name) into the image above it
+ * (QMP block-stream), so that base_file drops out of the chain. */
+void xn_vm_disk_stream(xn_host *h, const char *vbd_ref, const char *base_file,
+		       xn_vm_disk_done done, void *ud);
+/* Save the (stopped) VM's memory and device state to path (migrate to
+ * an fd, bandwidth unlimited, fsync'ed). */
+void xn_vm_save_memory(xn_host *h, const char *vm_ref, const char *path, xn_vm_disk_done done,
+		       void *ud);
+/* A QMP command without arguments on a running VM ("stop", "cont"). */
+void xn_vm_qmp_simple(xn_host *h, const char *vm_ref, const char *cmd, xn_vm_disk_done done,
+		      void *ud);
+
 /* Built-in templates (templates.c). */
 int xn_templates_init(xn_host *h, xn_error **err);
 

@@ -12,154 +12,7 @@
 
 extern const xn_api_method xn_vm_lifecycle_methods[];
 extern const xn_api_method xn_vm_vbd_methods[];
-
-/* ---- clone: linked clones of every disk, then one commit ------------- */
-
-struct clone {
-	xn_call *call;
-	xn_host *h;
-	char *src, *name;
-	json_t *disks;   /* [ [src vdi ref, new uuid], ... ] */
-	size_t next;
-	xn_error *err;
-};
-
-static void clone_commit(struct clone *cl)
-{
-	xn_host *h = cl->h;
-	json_t *src = xn_db_get(h->db, cl->src);
-	xn_changes *cs = xn_changes_new(h->db);
-	json_t *rec = json_deep_copy(src);
-	static const char *reset[] = {"uuid", "VBDs", "VIFs", "consoles", "snapshots",
-				      "children", "crash_dumps", "VTPMs", "VUSBs",
-				      "current_operations", "allowed_operations", NULL};
-	for (size_t i = 0; reset[i]; i++)
-		json_object_del(rec, reset[i]);
-	json_object_set_new(rec, "name_label", json_string(cl->name));
-	json_object_set_new(rec, "is_default_template", json_false());
-	json_object_set_new(rec, "power_state", json_string("Halted"));
-	json_object_set_new(rec, "resident_on", json_string(XN_NULL_REF));
-	json_object_set_new(rec, "suspend_VDI", json_string(XN_NULL_REF));
-	json_object_set_new(rec, "guest_metrics", json_string(XN_NULL_REF));
-	json_object_set_new(rec, "domid", json_integer(-1));
-	json_object_del(json_object_get(rec, "other_config"), "xenia-builtin");
-	const char *m = xn_changes_add(cs, xn_model_class("VM_metrics"), NULL, json_object());
-	json_object_set_new(rec, "metrics", json_string(m));
-	XN_AUTOFREE char *vm = xn_strdup(xn_changes_add(cs, xn_model_class("VM"), NULL, rec));
-	size_t i;
-	json_t *v;
-	json_array_foreach(json_object_get(src, "VBDs"), i, v) {
-		json_t *vbd = json_deep_copy(xn_db_get(h->db, json_string_value(v)));
-		json_object_del(vbd, "uuid");
-		json_object_set_new(vbd, "VM", json_string(vm));
-		json_object_set_new(vbd, "currently_attached", json_false());
-		const char *vdi = json_string_value(json_object_get(vbd, "VDI"));
-		size_t j;
-		json_t *pair;
-		json_array_foreach(cl->disks, j, pair) {
-			if (!xn_streq(json_string_value(json_array_get(pair, 0)), vdi))
-				continue;
-			json_t *nv = json_deep_copy(xn_db_get(h->db, vdi));
-			const char *nu = json_string_value(json_array_get(pair, 1));
-			json_object_set_new(nv, "uuid", json_string(nu));
-			json_object_set_new(nv, "location", json_string(nu));
-			json_object_set_new(nv, "read_only", json_false());
-			json_object_set_new(nv, "VBDs", json_array());
-			json_object_set_new(nv, "snapshots", json_array());
-			json_object_set_new(nv, "sm_config", json_pack("{s:s}", "vhd-parent",
-				xn_db_str(h->db, vdi, "uuid")));
-			const char *nref = xn_changes_add(cs, xn_model_class("VDI"), NULL, nv);
-			json_object_set_new(vbd, "VDI", json_string(nref));
-		}
-		xn_changes_add(cs, xn_model_class("VBD"), NULL, vbd);
-	}
-	xn_vm_refresh_allowed(cs, vm);
-	xn_error *err = NULL;
-	if (xn_db_commit(h->db, cs, &err) < 0)
-		xn_call_fail(cl->call, err);
-	else
-		xn_call_return(cl->call, json_string(vm));
-}
-
-static void clone_free(struct clone *cl)
-{
-	free(cl->src);
-	free(cl->name);
-	json_decref(cl->disks);
-	free(cl);
-}
-
-static void clone_next(void *ud, xn_error *err)
-{
-	struct clone *cl = ud;
-	xn_host *h = cl->h;
-	if (err) {
-		/* Remove the overlays made so far: nothing half-done stays. */
-		for (size_t i = 0; i + 1 < cl->next; i++) {
-			json_t *p = json_array_get(cl->disks, i);
-			const char *sr = xn_db_str(h->db, json_string_value(json_array_get(p, 0)), "SR");
-			xn_sr_ops_of(h, sr)->vdi_destroy(h, sr, json_string_value(json_array_get(p, 1)),
-							 NULL);
-		}
-		xn_call_fail(cl->call, err);
-		clone_free(cl);
-		return;
-	}
-	if (cl->next == json_array_size(cl->disks)) {
-		clone_commit(cl);
-		clone_free(cl);
-		return;
-	}
-	json_t *p = json_array_get(cl->disks, cl->next++);
-	const char *vdi = json_string_value(json_array_get(p, 0));
-	const char *sr = xn_db_str(h->db, vdi, "SR");
-	const xn_sr_ops *ops = xn_sr_ops_of(h, sr);
-	if (!ops) {
-		xn_error *e = NULL;
-		xn_fail(&e, "SR_UNKNOWN_DRIVER", xn_db_str(h->db, sr, "type"), NULL);
-		clone_next(cl, e);
-		return;
-	}
-	ops->vdi_clone(h, sr, xn_db_str(h->db, vdi, "location"),
-		       json_string_value(json_array_get(p, 1)), xn_db_int(h->db, vdi, "virtual_size"),
-		       clone_next, cl);
-}
-
-static void vm_clone(xn_call *c)
-{
-	xn_host *h = c->host;
-	const char *vm = xn_call_arg_str(c, 0);
-	xn_error *err = NULL;
-	if (xn_vm_check_op(vm, xn_db_get(h->db, vm), "clone", &err) < 0) {
-		xn_call_fail(c, err);
-		return;
-	}
-	/* No control characters in labels, as VM.set_name_label. */
-	const char *name = xn_call_arg_str(c, 1);
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f) {
-			xn_call_fail_code(c, "INVALID_VALUE", "new_name", name, NULL);
-			return;
-		}
-	}
-	struct clone *cl = xn_calloc(1, sizeof(*cl));
-	cl->call = c;
-	cl->h = h;
-	cl->src = xn_strdup(vm);
-	cl->name = xn_strdup(xn_call_arg_str(c, 1));
-	cl->disks = json_array();
-	size_t i;
-	json_t *v;
-	json_array_foreach(xn_db_field(h->db, vm, "VBDs"), i, v) {
-		const char *vbd = json_string_value(v);
-		const char *vdi = xn_db_str(h->db, vbd, "VDI");
-		if (strcmp(xn_db_str(h->db, vbd, "type"), "Disk") != 0 || !xn_db_get(h->db, vdi))
-			continue;
-		XN_AUTOFREE char *nu = xn_uuid_new();
-		json_array_append_new(cl->disks, json_pack("[s,s]", vdi, nu));
-	}
-	clone_next(cl, NULL);
-}
+void xn_vm_snapshot_register(xn_api *api);
 
 static void vm_provision(xn_call *c)
 {
@@ -256,138 +109,6 @@ static void set_memory(xn_call *c)
 	json_int_t x = xn_call_arg_int(c, 1);
 	json_int_t v[] = {x, x, x};
 	set_fields(c, "changing_memory_limits", f, v, 3);
-}
-
-/* ---- VDI.destroy ------------------------------------------------------- */
-
-static void vdi_destroy(xn_call *c)
-{
-	xn_host *h = c->host;
-	const char *vdi = xn_call_arg_str(c, 0);
-	size_t i;
-	json_t *v;
-	json_array_foreach(xn_db_field(h->db, vdi, "VBDs"), i, v) {
-		const char *vm = xn_db_str(h->db, json_string_value(v), "VM");
-		const char *ps = xn_db_str(h->db, vm, "power_state");
-		if (strcmp(ps, "Halted") != 0) {
-			xn_call_fail_code(c, "VDI_IN_USE", vdi, "destroy", NULL);
-			return;
-		}
-	}
-	const char *uuid = xn_db_str(h->db, vdi, "uuid");
-	const char *k;
-	json_object_foreach(xn_db_all(h->db, xn_model_class("VDI")), k, v) {
-		json_t *smc = json_object_get(v, "sm_config");
-		if (xn_streq(json_string_value(json_object_get(smc, "vhd-parent")), uuid)) {
-			/* A linked clone still reads through this image. */
-			xn_call_fail_code(c, "VDI_IN_USE", vdi, "destroy", NULL);
-			return;
-		}
-	}
-	/* Record first, file second: a crash in between leaves a file no VDI
-	 * claims (collected at the next start), never a VDI without a file. */
-	XN_AUTOFREE char *sr = xn_strdup(xn_db_str(h->db, vdi, "SR"));
-	XN_AUTOFREE char *location = xn_strdup(xn_db_str(h->db, vdi, "location"));
-	const xn_sr_ops *ops = xn_sr_ops_of(h, sr);
-	xn_error *err = NULL;
-	xn_changes *cs = xn_changes_new(h->db);
-	json_array_foreach(xn_db_field(h->db, vdi, "VBDs"), i, v)
-		xn_changes_delete(cs, json_string_value(v));
-	xn_changes_delete(cs, vdi);
-	if (xn_db_commit(h->db, cs, &err) < 0) {
-		xn_call_fail(c, err);
-		return;
-	}
-	if (ops && ops->vdi_destroy(h, sr, location, &err) < 0) {
-		xn_warn("storage: %s (the file is collected at the next start)", err->message);
-		xn_error_free(err);
-	}
-	xn_call_return(c, NULL);
-}
-
-/* ---- VDI.create: the record and its image, together ------------------- */
-
-struct vdi_create {
-	xn_call *call;
-	json_t *rec;     /* the record to commit once the image exists */
-	char *sr, *location;
-};
-
-static void vdi_created(void *ud, xn_error *err)
-{
-	struct vdi_create *v = ud;
-	xn_host *h = v->call->host;
-	if (!err) {
-		xn_changes *cs = xn_changes_new(h->db);
-		XN_AUTOFREE char *ref = xn_strdup(
-			xn_changes_add(cs, xn_model_class("VDI"), NULL, json_incref(v->rec)));
-		if (xn_db_commit(h->db, cs, &err) == 0) {
-			xn_call_return(v->call, json_string(ref));
-			v->call = NULL;
-		} else {
-			/* no record: the image goes too */
-			xn_sr_ops_of(h, v->sr)->vdi_destroy(h, v->sr, v->location, NULL);
-		}
-	}
-	if (v->call)
-		xn_call_fail(v->call, err);
-	json_decref(v->rec);
-	free(v->sr);
-	free(v->location);
-	free(v);
-}
-
-/* VDI.create(args): a new empty thin image of virtual_size on args.SR. */
-static void vdi_create(xn_call *c)
-{
-	xn_host *h = c->host;
-	json_t *args = xn_call_arg(c, 0);
-	const char *sr = json_string_value(json_object_get(args, "SR"));
-	if (!sr || xn_db_class_of(h->db, sr) != xn_model_class("SR")) {
-		xn_call_fail_code(c, "HANDLE_INVALID", "SR", sr ? sr : "", NULL);
-		return;
-	}
-	const xn_sr_ops *ops = xn_sr_ops_of(h, sr);
-	if (!ops) {
-		xn_call_fail_code(c, "SR_UNKNOWN_DRIVER", xn_db_str(h->db, sr, "type"), NULL);
-		return;
-	}
-	const xn_class *vc = xn_model_class("VDI");
-	json_t *rec = json_object();
-	for (size_t i = 0; i < vc->nfields; i++) {
-		const xn_field *f = &vc->fields[i];
-		json_t *given = f->qualifier == XN_RO_RUNTIME ? NULL : json_object_get(args, f->name);
-		if (!given)
-			continue;
-		xn_error *err = NULL;
-		json_t *ok = xn_value_check(f->type, given, f->name, &err);
-		if (!ok) {
-			json_decref(rec);
-			xn_call_fail(c, err);
-			return;
-		}
-		json_object_set_new(rec, f->name, ok);
-	}
-	json_int_t size = json_integer_value(json_object_get(rec, "virtual_size"));
-	if (size <= 0 || size > (json_int_t)64 << 40) {
-		json_decref(rec);
-		XN_AUTOFREE char *s = xn_asprintf("%lld", (long long)size);
-		xn_call_fail_code(c, "INVALID_VALUE", "virtual_size", s, NULL);
-		return;
-	}
-	/* qcow2 sizes are whole sectors */
-	size = (size + 511) / 512 * 512;
-	char *uuid = xn_uuid_new();
-	json_object_set_new(rec, "uuid", json_string(uuid));
-	json_object_set_new(rec, "location", json_string(uuid));
-	json_object_set_new(rec, "virtual_size", json_integer(size));
-	json_object_set_new(rec, "managed", json_true());
-	struct vdi_create *v = xn_calloc(1, sizeof(*v));
-	v->call = c;
-	v->rec = rec;
-	v->sr = xn_strdup(sr);
-	v->location = uuid;
-	ops->vdi_create(h, sr, uuid, size, vdi_created, v);
 }
 
 /* ---- VDI.resize / VDI.resize_online ------------------------------------ *
@@ -545,8 +266,6 @@ static const xn_api_method vm_record_methods[] = {
 	{"VBD.create", vbd_create},
 	{"VDI.resize", vdi_resize},
 	{"VDI.resize_online", vdi_resize},
-	{"VDI.create", vdi_create},
-	{"VM.clone", vm_clone},
 	{"VM.provision", vm_provision},
 	{"VM.set_memory_static_max", set_static_max},
 	{"VM.set_memory_static_min", set_static_min},
@@ -556,7 +275,6 @@ static const xn_api_method vm_record_methods[] = {
 	{"VM.set_memory", set_memory},
 	{"VM.set_VCPUs_max", set_vcpus_max},
 	{"VM.set_VCPUs_at_startup", set_vcpus_at_startup},
-	{"VDI.destroy", vdi_destroy},
 	{NULL, NULL},
 };
 
@@ -565,4 +283,5 @@ void xn_vm_register(xn_api *api)
 	xn_api_register(api, vm_record_methods);
 	xn_api_register(api, xn_vm_lifecycle_methods);
 	xn_api_register(api, xn_vm_vbd_methods);
+	xn_vm_snapshot_register(api);
 }

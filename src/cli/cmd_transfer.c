@@ -1,0 +1,303 @@
+/* cmd_transfer.c: `xe vdi-import` and `xe vdi-export` (xenapi.md §4.4):
+ * a disk image from a file into an existing VDI, or out of one, over
+ * the daemon's PUT /import_raw_vdi and GET /export_raw_vdi.
+ *
+ * libcurl moves the bytes over the same Unix socket or HTTP(S)
+ * connection as the API calls, with the session in the query. The file
+ * streams: nothing is held whole. An upload asks "Expect: 100-continue",
+ * so the daemon names the transfer's task before the body goes; with
+ * --progress the task's progress is polled (on the API connection,
+ * from curl's progress callback) and drawn on stderr. An export written
+ * to a regular file skips the zero blocks (the file stays sparse);
+ * filename=- is stdin or stdout. A failure prints the XenAPI error of
+ * the answer, or else of the task, and leaves no partial export file. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+#define GRAIN (64 * 1024)        /* zero runs this long become holes */
+#define POLL_MS 500
+
+struct xfer {
+	xe_ctx *ctx;
+	CURL *h;
+	int fd;
+	bool import, progress, sparse;
+	char *task;              /* from the task-id header */
+	xn_buf error;            /* the body of an answer that is not 200 */
+	xn_buf pending;          /* export: bytes not yet written (sparse files) */
+	int64_t offset;          /* export: where pending goes */
+	uint64_t polled_ms;
+	int shown;               /* the last percentage drawn, -1 none */
+	int write_errno;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+	static const char name[] = "task-id:";
+	if (len > sizeof(name) && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+		const char *v = p + sizeof(name) - 1;
+		const char *end = p + len;
+		while (v < end && (*v == ' ' || *v == '\t'))
+			v++;
+		while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+			end--;
+		free(x->task);
+		x->task = xn_strndup(v, (size_t)(end - v));
+	}
+	return len;
+}
+
+static size_t on_read(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	ssize_t k;
+	while ((k = read(x->fd, p, size * n)) < 0 && errno == EINTR)
+		;
+	if (k < 0) {
+		x->write_errno = errno;
+		return CURL_READFUNC_ABORT;
+	}
+	return (size_t)k;
+}
+
+static bool all_zero(const char *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static int write_all(int fd, const char *p, size_t n, int64_t off, bool at)
+{
+	while (n) {
+		ssize_t k = at ? pwrite(fd, p, n, off) : write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+		off += k;
+	}
+	return 0;
+}
+
+/* Export bytes out: whole grains of zeros are skipped in a regular file. */
+static int flush_pending(struct xfer *x, bool all)
+{
+	size_t done = 0;
+	while (x->pending.len - done >= GRAIN || (all && done < x->pending.len)) {
+		size_t n = x->pending.len - done < GRAIN ? x->pending.len - done : GRAIN;
+		const char *p = x->pending.data + done;
+		if (!all_zero(p, n) && write_all(x->fd, p, n, x->offset, true) < 0)
+			return -1;
+		x->offset += (int64_t)n;
+		done += n;
+	}
+	xn_buf_consume(&x->pending, done);
+	return 0;
+}
+
+static size_t on_write(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+	long status = 0;
+	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200 || x->import) {
+		if (x->error.len < 65536)
+			xn_buf_append(&x->error, p, len);
+		return len;
+	}
+	int rc;
+	if (x->sparse) {
+		xn_buf_append(&x->pending, p, len);
+		rc = flush_pending(x, false);
+	} else {
+		rc = write_all(x->fd, p, len, 0, false);
+	}
+	if (rc < 0) {
+		x->write_errno = errno;
+		return 0; /* curl stops */
+	}
+	return len;
+}
+
+/* --progress: the task's progress as a bar on stderr. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	struct xfer *x = ud;
+	if (!x->progress || !x->task || now_ms() - x->polled_ms < POLL_MS)
+		return 0;
+	x->polled_ms = now_ms();
+	XN_AUTOERR xn_error *err = NULL;
+	json_t *p = xe_call(x->ctx->conn, "task.get_progress", json_pack("[s]", x->task), &err);
+	if (json_is_number(p)) {
+		int pct = (int)(json_number_value(p) * 100);
+		if (pct != x->shown) {
+			char bar[41];
+			memset(bar, '#', (size_t)pct * 40 / 100);
+			memset(bar + pct * 40 / 100, '.', 40 - (size_t)pct * 40 / 100);
+			bar[40] = '\0';
+			fprintf(stderr, "\r[%s] %3d%%", bar, pct);
+			x->shown = pct;
+		}
+	}
+	json_decref(p);
+	return 0;
+}
+
+/* The URL of path?query on the daemon xe talks to (caller frees). */
+static char *transfer_url(xe_ctx *ctx, const char *path, const char *vdi, const char *format)
+{
+	const xe_target *t = xe_conn_target(ctx->conn);
+	char *v = curl_easy_escape(NULL, vdi, 0);
+	char *s = curl_easy_escape(NULL, xe_conn_session(ctx->conn), 0);
+	char *f = curl_easy_escape(NULL, format, 0);
+	char *url = t->socket ? xn_asprintf("http://localhost%s?session_id=%s&vdi=%s&format=%s",
+					    path, s, v, f)
+			      : xn_asprintf("%s://%s:%d%s?session_id=%s&vdi=%s&format=%s",
+					    t->tls ? "https" : "http", t->host, t->port, path, s, v, f);
+	curl_free(v);
+	curl_free(s);
+	curl_free(f);
+	return url;
+}
+
+/* Why the transfer failed: the answer's ["CODE", params...], else the
+ * task's error_info, else curl's reason. */
+static int transfer_error(struct xfer *x, CURLcode rc, long status, xn_error **err)
+{
+	json_t *e = json_loadb(x->error.data ? x->error.data : "", x->error.len, 0, NULL);
+	if (!json_is_array(e) && x->task) {
+		json_decref(e);
+		XN_AUTOERR xn_error *ignored = NULL;
+		e = xe_call(x->ctx->conn, "task.get_error_info", json_pack("[s]", x->task), &ignored);
+	}
+	if (json_is_array(e) && json_array_size(e) > 0) {
+		XN_AUTOSTRV char **params = xn_strv_new();
+		for (size_t i = 1; i < json_array_size(e); i++)
+			xn_strv_push(&params, json_string_value(json_array_get(e, i)) ?: "");
+		XN_AUTOFREE char *code = xn_strdup(json_string_value(json_array_get(e, 0)));
+		json_decref(e);
+		return xn_failv(err, code ? code : "INTERNAL_ERROR", params);
+	}
+	json_decref(e);
+	if (x->write_errno)
+		return xe_fail(err, "Error: %s", strerror(x->write_errno));
+	if (rc != CURLE_OK)
+		return xe_fail(err, "Error: cannot reach %s: %s", xe_conn_where(x->ctx->conn),
+			       curl_easy_strerror(rc));
+	return xe_fail(err, "Error: %s answered HTTP %ld", xe_conn_where(x->ctx->conn), status);
+}
+
+static int run(struct xfer *x, const char *url, xn_error **err)
+{
+	const xe_target *t = xe_conn_target(x->ctx->conn);
+	x->h = curl_easy_init();
+	curl_easy_setopt(x->h, CURLOPT_URL, url);
+	curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
+	if (t->socket)
+		curl_easy_setopt(x->h, CURLOPT_UNIX_SOCKET_PATH, t->socket);
+	/* Self-signed host certificates, as for the API calls (rpc.c). */
+	curl_easy_setopt(x->h, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(x->h, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(x->h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(x->h, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(x->h, CURLOPT_XFERINFODATA, x);
+	curl_easy_setopt(x->h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(x->h, CURLOPT_BUFFERSIZE, 512L << 10);
+	struct curl_slist *hdrs = NULL;
+	if (x->import) {
+		struct stat st;
+		curl_easy_setopt(x->h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(x->h, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(x->h, CURLOPT_READDATA, x);
+		curl_easy_setopt(x->h, CURLOPT_UPLOAD_BUFFERSIZE, 2L << 20);
+		/* a pipe's length is unknown: chunked */
+		if (fstat(x->fd, &st) == 0 && S_ISREG(st.st_mode))
+			curl_easy_setopt(x->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+		/* the task is named before the body goes (10 s: qemu-nbd starting) */
+		hdrs = curl_slist_append(hdrs, "Expect: 100-continue");
+		curl_easy_setopt(x->h, CURLOPT_EXPECT_100_TIMEOUT_MS, 10000L);
+		curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, hdrs);
+	}
+	CURLcode rc = curl_easy_perform(x->h);
+	long status = 0;
+	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+	if (rc == CURLE_OK && status == 200 && x->sparse && flush_pending(x, true) < 0)
+		x->write_errno = errno;
+	if (rc == CURLE_OK && status == 200 && x->sparse && ftruncate(x->fd, x->offset) < 0)
+		x->write_errno = errno;
+	if (x->shown >= 0)
+		fprintf(stderr, rc == CURLE_OK && status == 200 ? "\r[%.40s] 100%%\n" : "\n",
+			"########################################");
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(x->h);
+	if (rc == CURLE_OK && status == 200 && !x->write_errno)
+		return 0;
+	return transfer_error(x, rc, status, err);
+}
+
+static int transfer(xe_ctx *ctx, bool import, xn_error **err)
+{
+	const char *file = xe_arg(ctx->args, "filename");
+	const char *format = xe_arg(ctx->args, "format");
+	struct xfer x = {.ctx = ctx, .import = import, .shown = -1,
+			 .progress = xe_arg_flag(ctx->args, "progress")};
+	bool std = strcmp(file, "-") == 0;
+	bool created = false;
+	if (std) {
+		x.fd = import ? STDIN_FILENO : STDOUT_FILENO;
+	} else if (import) {
+		x.fd = open(file, O_RDONLY | O_CLOEXEC);
+	} else {
+		x.fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		created = x.fd >= 0;
+		if (x.fd < 0 && errno == EEXIST)
+			x.fd = open(file, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	}
+	if (x.fd < 0)
+		return xe_fail(err, "Error: cannot open '%s': %s", file, strerror(errno));
+	struct stat st;
+	x.sparse = !import && fstat(x.fd, &st) == 0 && S_ISREG(st.st_mode);
+	XN_AUTOFREE char *url = transfer_url(ctx, import ? "/import_raw_vdi" : "/export_raw_vdi",
+					     xe_arg(ctx->args, "uuid"), format ? format : "raw");
+	int rc = run(&x, url, err);
+	if (!std)
+		close(x.fd);
+	if (rc < 0 && created)
+		unlink(file);
+	free(x.task);
+	xn_buf_reset(&x.error);
+	xn_buf_reset(&x.pending);
+	return rc;
+}
+
+int xe_cmd_vdi_import(xe_ctx *ctx, xn_error **err)
+{
+	return transfer(ctx, true, err);
+}
+
+int xe_cmd_vdi_export(xe_ctx *ctx, xn_error **err)
+{
+	return transfer(ctx, false, err);
+}
