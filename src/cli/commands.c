@@ -129,7 +129,7 @@ static const xe_cmd handwritten[] = {
 	 "Revert a VM to a snapshot (its disks; a checkpoint also resumes its memory).", NULL},
 	{"snapshot-destroy", xe_cmd_snapshot_destroy, "uuid", "", XE_CMD_STANDARD,
 	 "Destroy a snapshot's record (its disks stay: see snapshot-uninstall).", NULL},
-	{"snapshot-uninstall", xe_cmd_vm_uninstall, "", "snapshot uuid force multiple", SEL,
+	{"snapshot-uninstall", xe_cmd_vm_uninstall, "", "snapshot force multiple", SEL,
 	 "Destroy the selected snapshot(s) and the disks only they use.", "snapshot"},
 	{"user-add", xe_cmd_user_add, "user-name password", "role", XE_CMD_STANDARD,
 	 "Add a local user with a role: read-only (default), vm-operator, vm-admin, "

@@ -51,8 +51,8 @@ static const char *writer(xn_host *h, const char *vdi)
 	json_t *v;
 	json_array_foreach(xn_db_field(h->db, vdi, "VBDs"), i, v) {
 		const char *vbd = json_string_value(v);
-		if (xn_db_bool(h->db, vbd, "currently_attached") &&
-		    !xn_streq(xn_db_str(h->db, xn_db_str(h->db, vbd, "VM"), "power_state"),
+		/* not currently_attached: a starting VM is not attached yet */
+		if (!xn_streq(xn_db_str(h->db, xn_db_str(h->db, vbd, "VM"), "power_state"),
 			      "Halted"))
 			return vbd;
 	}

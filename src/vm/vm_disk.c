@@ -98,7 +98,7 @@ static void switch_added(void *ud, json_t *ret, const xn_error *err)
 	}
 	if (!d)
 		return;
-	XN_AUTOFREE char *overlay = xn_asprintf("ov-%s", o->location);
+	XN_AUTOFREE char *overlay = xn_asprintf("ov-%.27s", o->location);
 	xn_dom_qmp(d, "blockdev-snapshot", json_pack("{s:s,s:s}", "node", o->node, "overlay", overlay),
 		   switch_done, o);
 }
@@ -142,7 +142,7 @@ static void switch_queried(void *ud, json_t *ret, const xn_error *err)
 			slash[1] = '\0';
 		json_object_set_new(fnode, "path", json_sprintf("%s%s", dir, file_path));
 	}
-	XN_AUTOFREE char *name = xn_asprintf("ov-%s", o->location);
+	XN_AUTOFREE char *name = xn_asprintf("ov-%.27s", o->location);
 	json_t *args = json_pack("{s:s,s:s,s:o,s:n,s:s}", "driver", "qcow2", "node-name", name,
 				 "file", fnode, "backing", "discard", "unmap");
 	xn_dom_qmp(d, "blockdev-add", args, switch_added, o);

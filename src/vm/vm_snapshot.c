@@ -436,6 +436,7 @@ static void revert_end(struct revert *r, xn_error *err)
 		xn_error *e = NULL;
 		xn_fail(&e, "VM_REVERT_FAILED", r->vm, r->snap, NULL);
 		xn_error_prefix(e, "%s", err->message);
+		xn_warn("vm: revert of %s to %s: %s", r->vm, r->snap, err->message);
 		xn_error_free(err);
 		xn_call_fail(r->call, e);
 	} else {
