@@ -371,8 +371,8 @@ static void on_written(uv_write_t *w, int status)
 	enum after_write after = wr->after;
 	free(wr->data);
 	free(wr);
-	if (after == CLOSE)
-		conn_close(c);
+	if (after == CLOSE || (status < 0 && status != UV_ECANCELED))
+		conn_close(c); /* done, or the peer is gone (EPIPE, ECONNRESET) */
 	else if (after == LINGER)
 		conn_linger(c);
 	if (status < 0 || c->closing)
@@ -645,8 +645,16 @@ static void on_plain(struct conn *c, ssize_t n, const uv_buf_t *buf)
 		free(buf->base);
 		return;
 	}
-	xn_buf_append(&c->in, buf->base, (size_t)n);
-	free(buf->base);
+	if (c->in.len == 0 && (size_t)n < buf->len) {
+		/* nothing buffered: the read buffer becomes the buffer (a copy
+		 * less per read, which counts when disk images stream) */
+		free(c->in.data);
+		c->in = (xn_buf){.data = buf->base, .len = (size_t)n, .cap = buf->len};
+		c->in.data[n] = '\0';
+	} else {
+		xn_buf_append(&c->in, buf->base, (size_t)n);
+		free(buf->base);
+	}
 	if (c->in.len > XN_HTTP_MAX_BODY + 65536) {
 		send_simple(c, 413, true);
 		return;

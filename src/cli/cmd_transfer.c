@@ -82,17 +82,17 @@ static bool all_zero(const char *p, size_t n)
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
-static int write_all(int fd, const char *p, size_t n, int64_t off, bool at)
+/* Write all of p at off, or (off < 0) where the file is (a pipe). */
+static int put(int fd, const char *p, size_t n, int64_t off)
 {
-	while (n) {
-		ssize_t k = at ? pwrite(fd, p, n, off) : write(fd, p, n);
+	for (ssize_t k; n; p += k, n -= (size_t)k) {
+		k = off >= 0 ? pwrite(fd, p, n, off) : write(fd, p, n);
 		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
+			k = 0;
+		else if (k <= 0)
 			return -1;
-		p += k;
-		n -= (size_t)k;
-		off += k;
+		else if (off >= 0)
+			off += k;
 	}
 	return 0;
 }
@@ -104,7 +104,7 @@ static int flush_pending(struct xfer *x, bool all)
 	while (x->pending.len - done >= GRAIN || (all && done < x->pending.len)) {
 		size_t n = x->pending.len - done < GRAIN ? x->pending.len - done : GRAIN;
 		const char *p = x->pending.data + done;
-		if (!all_zero(p, n) && write_all(x->fd, p, n, x->offset, true) < 0)
+		if (!all_zero(p, n) && put(x->fd, p, n, x->offset) < 0)
 			return -1;
 		x->offset += (int64_t)n;
 		done += n;
@@ -129,7 +129,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 		xn_buf_append(&x->pending, p, len);
 		rc = flush_pending(x, false);
 	} else {
-		rc = write_all(x->fd, p, len, 0, false);
+		rc = put(x->fd, p, len, -1);
 	}
 	if (rc < 0) {
 		x->write_errno = errno;

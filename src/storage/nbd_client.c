@@ -66,6 +66,17 @@ static int op_finished(void *user_data, int *error)
 	return 1; /* retire the command */
 }
 
+static void op_unlink(xn_nbd *n, struct op *o)
+{
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		n->ops = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	n->in_flight--;
+}
+
 /* Hand finished requests to their callers (outside any libnbd call). */
 static void deliver(xn_nbd *n)
 {
@@ -77,13 +88,7 @@ static void deliver(xn_nbd *n)
 		for (struct op *o = n->ops; o; o = o->next) {
 			if (!o->finished)
 				continue;
-			if (o->prev)
-				o->prev->next = o->next;
-			else
-				n->ops = o->next;
-			if (o->next)
-				o->next->prev = o->prev;
-			n->in_flight--;
+			op_unlink(n, o);
 			o->done(o->ud, o->error);
 			free(o);
 			again = true; /* the list may have changed under the callback */
@@ -154,13 +159,7 @@ static int issued(xn_nbd *n, struct op *o, int64_t cookie)
 {
 	if (cookie < 0) {
 		xn_debug("nbd: request refused: %s", nbd_get_error());
-		if (o->prev)
-			o->prev->next = o->next;
-		else
-			n->ops = o->next;
-		if (o->next)
-			o->next->prev = o->prev;
-		n->in_flight--;
+		op_unlink(n, o);
 		free(o);
 		return -1;
 	}

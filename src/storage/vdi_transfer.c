@@ -37,13 +37,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/api.h"
+#include "storage/img_job.h"
 #include "storage/nbd_client.h"
 #include "storage/storage.h"
 #include "util/fs.h"
@@ -59,7 +59,9 @@
 struct fmt {
 	const char *name, *qemu;
 };
-static const struct fmt formats[] = {{"raw", "raw"}, {"qcow2", "qcow2"}, {"vhd", "vpc"}};
+enum { RAW, QCOW2, VHD };
+static const struct fmt formats[] = {
+	[RAW] = {"raw", "raw"}, [QCOW2] = {"qcow2", "qcow2"}, [VHD] = {"vhd", "vpc"}};
 
 struct blk {
 	struct xfer *x;
@@ -71,8 +73,6 @@ struct blk {
 	struct blk *next;           /* export: in offset order */
 	uv_fs_t fs;
 };
-
-struct job;
 
 struct xfer {
 	xn_host *h;
@@ -96,7 +96,9 @@ struct xfer {
 	uint64_t progress_ms;
 	xn_nbd *nbd;
 	uv_file fd;
-	struct job *job;            /* the qemu-img running, if any */
+	xn_img_job *job;            /* the qemu-img running, if any */
+	const char *job_what;
+	void (*job_done)(struct xfer *x, const char *output);
 	struct blk *cur;            /* import: being filled */
 	struct blk *head, *tail;    /* export: being read or waiting to be sent */
 	int pending;                /* steps running */
@@ -158,8 +160,6 @@ static void close_stream(struct xfer *x)
 	x->pending--;
 }
 
-static void job_kill(struct job *j);
-
 /* Record the first failure (err taken over): the transfer stops as soon
  * as what runs has stopped. */
 static void fail(struct xfer *x, xn_error *err)
@@ -171,7 +171,7 @@ static void fail(struct xfer *x, xn_error *err)
 	x->err = err;
 	close_stream(x);
 	if (x->job)
-		job_kill(x->job);
+		xn_img_job_kill(x->job);
 	settled(x);
 }
 
@@ -316,95 +316,34 @@ static void xfer_end(struct xfer *x)
 	xfer_free(x);
 }
 
-/* ---- qemu-img, with its progress ---------------------------------------------- */
+/* ---- qemu-img ------------------------------------------------------------------ */
 
-struct job {
-	uv_process_t proc;
-	uv_pipe_t out;
-	xn_buf text;                /* what it printed, for errors */
-	struct xfer *x;
-	void (*done)(struct xfer *x, const char *output);
-	const char *what;
-	int64_t status;
-	int open;                   /* handles still to close */
-	bool progress;              /* its figures move x's progress */
-};
-
-static void job_closed(uv_handle_t *hd)
+static void job_progress(void *ud, double fraction)
 {
-	struct job *j = hd->data;
-	if (--j->open > 0)
-		return;
-	struct xfer *x = j->x;
+	struct xfer *x = ud;
+	if (!x->err)
+		set_progress(x, fraction, false);
+}
+
+static void job_done(void *ud, int status, const char *output)
+{
+	struct xfer *x = ud;
+	void (*done)(struct xfer *, const char *) = x->job_done;
 	x->job = NULL;
+	x->job_done = NULL;
 	x->pending--;
-	const char *out = j->text.data ? j->text.data : "";
-	if (j->status != 0) {
-		XN_AUTOFREE char *st = xn_asprintf("%lld", (long long)j->status);
-		fail_code(x, "SR_BACKEND_FAILURE", j->what, st, out, NULL);
-	} else if (!x->err && j->done) {
-		j->done(x, out);
+	if (status != 0) {
+		XN_AUTOFREE char *st = xn_asprintf("%d", status);
+		fail_code(x, "SR_BACKEND_FAILURE", x->job_what, st, output, NULL);
+	} else if (!x->err && done) {
+		done(x, output);
 	}
-	xn_buf_reset(&j->text);
-	free(j);
 	settled(x);
 }
 
-static void job_exit(uv_process_t *p, int64_t status, int sig)
-{
-	struct job *j = p->data;
-	j->status = sig ? -sig : status;
-	uv_close((uv_handle_t *)p, job_closed);
-}
-
-static void job_kill(struct job *j)
-{
-	if (j->open == 2)
-		uv_process_kill(&j->proc, SIGTERM);
-}
-
-static void job_alloc(uv_handle_t *hd, size_t hint, uv_buf_t *b)
-{
-	b->base = xn_malloc(4096);
-	b->len = 4096;
-}
-
-/* qemu-img -p prints "    (12.34/100%)\r": the last whole figure read. */
-static double last_percent(const char *p, size_t n)
-{
-	double pct = -1;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] != '(')
-			continue;
-		char num[16];
-		size_t k = 0;
-		while (i + 1 + k < n && k + 1 < sizeof(num) && p[i + 1 + k] != '/') {
-			num[k] = p[i + 1 + k];
-			k++;
-		}
-		num[k] = '\0';
-		if (i + 1 + k + 6 <= n && memcmp(p + i + 1 + k, "/100%)", 6) == 0)
-			pct = strtod(num, NULL);
-	}
-	return pct;
-}
-
-static void job_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-	struct job *j = s->data;
-	if (n > 0 && j->text.len < (64u << 10))
-		xn_buf_append(&j->text, b->base, (size_t)n);
-	double pct = n > 0 && j->progress ? last_percent(b->base, (size_t)n) : -1;
-	if (pct >= 0 && !j->x->err)
-		set_progress(j->x, pct / 100, false);
-	free(b->base);
-	if (n < 0)
-		uv_close((uv_handle_t *)s, job_closed);
-}
-
-/* Run qemu-img with args (NULL-terminated) for x; then done(x, output)
- * unless it failed, which fails x. With progress, its -p figures move
- * x's progress. Output is read as it comes, hence not xn_run. */
+/* Run qemu-img with args (NULL-terminated) as one of x's steps; then
+ * done(x, output) unless it failed, which fails x. With progress, its
+ * -p figures move x's progress. */
 static void img_run(struct xfer *x, const char *what, bool progress,
 		    void (*done)(struct xfer *, const char *), ...) __attribute__((sentinel));
 static void img_run(struct xfer *x, const char *what, bool progress,
@@ -417,38 +356,10 @@ static void img_run(struct xfer *x, const char *what, bool progress,
 	for (const char *a; (a = va_arg(ap, const char *));)
 		xn_strv_push(&argv, a);
 	va_end(ap);
-	struct job *j = xn_calloc(1, sizeof(*j));
-	j->x = x;
-	j->done = done;
-	j->what = what;
-	j->progress = progress;
-	uv_pipe_init(x->h->loop, &j->out, 0);
-	j->out.data = j;
-	j->proc.data = j;
-	x->job = j;
+	x->job_what = what;
+	x->job_done = done;
 	x->pending++;
-	/* stdout and stderr into one pipe, so messages keep their order */
-	uv_file fds[2];
-	int rc = uv_pipe(fds, 0, 0);
-	if (rc == 0) {
-		uv_pipe_open(&j->out, fds[0]);
-		uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
-						 {.flags = UV_INHERIT_FD, .data.fd = fds[1]},
-						 {.flags = UV_INHERIT_FD, .data.fd = fds[1]}};
-		uv_process_options_t o = {.file = argv[0], .args = argv, .exit_cb = job_exit,
-					  .stdio_count = 3, .stdio = stdio};
-		rc = uv_spawn(x->h->loop, &j->proc, &o);
-		close(fds[1]);
-	}
-	if (rc < 0) {
-		j->status = 127;
-		j->open = 1;
-		xn_buf_printf(&j->text, "cannot run qemu-img: %s", uv_strerror(rc));
-		uv_close((uv_handle_t *)&j->out, job_closed);
-		return;
-	}
-	j->open = 2;
-	uv_read_start((uv_stream_t *)&j->out, job_alloc, job_read);
+	x->job = xn_img_job_run(x->h->loop, argv, progress ? job_progress : NULL, job_done, x);
 }
 
 /* ---- files and blocks ------------------------------------------------------- */
@@ -517,15 +428,46 @@ static void nbd_start(struct xfer *x, const char *image, const char *fmt,
 
 /* ---- import: the body in ------------------------------------------------------ */
 
+static void blk_failed(struct xfer *x, const struct blk *b, int error)
+{
+	if (error) {
+		XN_AUTOFREE char *off = xn_asprintf("%lld", (long long)b->off);
+		fail_code(x, "VDI_IO_ERROR", off, strerror(error), NULL);
+	}
+}
+
+static void blk_written(struct xfer *x, struct blk *b, int error);
+static void blk_read(struct xfer *x, struct blk *b, int error);
+
+/* A block's request ended: an import's write, an export's read. */
+static void blk_done(struct blk *b, int error)
+{
+	if (b->x->import)
+		blk_written(b->x, b, error);
+	else
+		blk_read(b->x, b, error);
+}
+
+static void nbd_done(void *ud, int error)
+{
+	blk_done(ud, error);
+}
+
+static void fs_done(uv_fs_t *req)
+{
+	struct blk *b = req->data;
+	/* a short read is an error too: the file is as long as announced */
+	int error = req->result < 0 ? (int)-req->result : (size_t)req->result < b->len ? EIO : 0;
+	uv_fs_req_cleanup(req);
+	blk_done(b, error);
+}
+
 /* A write of b ended: b goes after its last one; reading goes on if it
  * paused for the writes to catch up. */
 static void blk_written(struct xfer *x, struct blk *b, int error)
 {
 	x->pending--;
-	if (error) {
-		XN_AUTOFREE char *off = xn_asprintf("%lld", (long long)b->off);
-		fail_code(x, "VDI_IO_ERROR", off, strerror(error), NULL);
-	}
+	blk_failed(x, b, error);
 	if (--b->refs == 0) {
 		x->waiting -= (int64_t)b->len;
 		blk_free(b);
@@ -535,20 +477,6 @@ static void blk_written(struct xfer *x, struct blk *b, int error)
 		xn_http_body_read(x->req, true, NULL);
 	}
 	settled(x);
-}
-
-static void nbd_written(void *ud, int error)
-{
-	struct blk *b = ud;
-	blk_written(b->x, b, error);
-}
-
-static void fs_written(uv_fs_t *req)
-{
-	struct blk *b = req->data;
-	int error = req->result < 0 ? (int)-req->result : 0;
-	uv_fs_req_cleanup(req);
-	blk_written(b->x, b, error);
 }
 
 static size_t grain(const struct blk *b, size_t i)
@@ -570,7 +498,7 @@ static void write_runs(struct xfer *x, struct blk *b)
 		b->refs++;
 		x->pending++;
 		if (xn_nbd_pwrite(x->nbd, b->buf + start, i - start, (uint64_t)b->off + start,
-				  nbd_written, b) < 0)
+				  nbd_done, b) < 0)
 			blk_written(x, b, ENOTCONN);
 	}
 }
@@ -583,7 +511,7 @@ static void write_spool(struct xfer *x, struct blk *b)
 	b->refs++;
 	x->pending++;
 	uv_buf_t ub = uv_buf_init(b->buf, (unsigned)b->len);
-	if (uv_fs_write(x->h->loop, &b->fs, x->fd, &ub, 1, b->off, fs_written) < 0)
+	if (uv_fs_write(x->h->loop, &b->fs, x->fd, &ub, 1, b->off, fs_done) < 0)
 		blk_written(x, b, EIO);
 }
 
@@ -787,7 +715,10 @@ static void spool_checked(struct xfer *x, const char *output)
 	img_run(x, "resize", false, NULL, "resize", "-q", "-f", "qcow2", path, sz, NULL);
 }
 
-static void convert_into(void *ud, xn_error *err)
+/* The new image exists: a raw upload streams into it through qemu-nbd,
+ * a spool is converted into it. A local image is synced once written
+ * (sync_image); qemu-nbd or qemu-img syncs others itself. */
+static void image_made(void *ud, xn_error *err)
 {
 	struct xfer *x = ud;
 	x->pending--;
@@ -796,12 +727,25 @@ static void convert_into(void *ud, xn_error *err)
 		return;
 	}
 	XN_AUTOFREE char *url = location_url(x, x->loc);
-	/* a local image is synced after; qemu-img syncs others itself */
 	x->local = url && url[0] == '/';
+	if (x->fmt == &formats[RAW]) {
+		nbd_start(x, url, "qcow2", x->local ? XN_NBD_WRITE_UNSAFE : XN_NBD_WRITE,
+			  start_reading);
+		return;
+	}
 	x->next = x->local ? sync_image : import_commit;
 	img_run(x, "convert", true, NULL, "convert", "-p", "-n", "--target-is-zero", "-t",
 		x->local ? "unsafe" : "writeback", "-f", x->fmt->qemu, "-O", "qcow2", x->spool, url,
 		NULL);
+}
+
+/* An empty image of the VDI's size, at a new location (held). */
+static void new_image(struct xfer *x)
+{
+	x->loc = xn_uuid_new();
+	xn_storage_hold(x->h, x->sr, x->loc);
+	x->pending++;
+	xn_image_create(x->h, x->sr, x->loc, x->vsize, image_made, x);
 }
 
 static void spool_probed(struct xfer *x, const char *output)
@@ -811,7 +755,7 @@ static void spool_probed(struct xfer *x, const char *output)
 	int rc = check_info(x, info, &err);
 	/* a qcow2 spooled into the SR becomes the image itself, unless it has
 	 * internal snapshots (a conversion keeps only the disk's content) */
-	bool as_is = rc == 0 && x->spool_loc && strcmp(x->fmt->name, "qcow2") == 0 &&
+	bool as_is = rc == 0 && x->spool_loc && x->fmt == &formats[QCOW2] &&
 		     json_array_size(json_object_get(info, "snapshots")) == 0;
 	json_decref(info);
 	if (rc < 0) {
@@ -823,10 +767,7 @@ static void spool_probed(struct xfer *x, const char *output)
 		img_run(x, "check", false, spool_checked, "check", "-q", "-f", "qcow2", x->spool, NULL);
 		return;
 	}
-	x->loc = xn_uuid_new();
-	xn_storage_hold(x->h, x->sr, x->loc);
-	x->pending++;
-	xn_image_create(x->h, x->sr, x->loc, x->vsize, convert_into, x);
+	new_image(x);
 }
 
 static void spool_done(struct xfer *x)
@@ -907,28 +848,11 @@ static void import_commit(struct xfer *x)
 	xfer_end(x);
 }
 
-static void import_raw_image_made(void *ud, xn_error *err)
-{
-	struct xfer *x = ud;
-	x->pending--;
-	if (err) {
-		fail(x, err);
-		return;
-	}
-	XN_AUTOFREE char *url = location_url(x, x->loc);
-	/* a local file is synced once qemu-nbd is done (sync_image) */
-	x->local = url && url[0] == '/';
-	nbd_start(x, url, "qcow2", x->local ? XN_NBD_WRITE_UNSAFE : XN_NBD_WRITE, start_reading);
-}
-
 static void import_start(struct xfer *x)
 {
-	if (x->fmt == &formats[0]) {
-		x->loc = xn_uuid_new();
-		xn_storage_hold(x->h, x->sr, x->loc);
-		x->pending++;
+	if (x->fmt == &formats[RAW]) {
 		x->hi = 1;
-		xn_image_create(x->h, x->sr, x->loc, x->vsize, import_raw_image_made, x);
+		new_image(x);
 		return;
 	}
 	choose_spool(x);
@@ -938,7 +862,7 @@ static void import_start(struct xfer *x)
 		return;
 	}
 	/* the upload is most of the work of an import used as it is */
-	x->hi = x->fmt == &formats[1] && x->spool_loc ? 0.95 : 0.5;
+	x->hi = x->fmt == &formats[QCOW2] && x->spool_loc ? 0.95 : 0.5;
 	start_reading(x);
 }
 
@@ -967,27 +891,10 @@ static void blk_read(struct xfer *x, struct blk *b, int error)
 	x->pending--;
 	x->reading--;
 	b->ready = true;
-	if (error) {
-		XN_AUTOFREE char *off = xn_asprintf("%lld", (long long)b->off);
-		fail_code(x, "VDI_IO_ERROR", off, strerror(error), NULL);
-	}
+	blk_failed(x, b, error);
 	send_ready(x);
 	pump(x);
 	settled(x);
-}
-
-static void nbd_read(void *ud, int error)
-{
-	struct blk *b = ud;
-	blk_read(b->x, b, error);
-}
-
-static void fs_read(uv_fs_t *req)
-{
-	struct blk *b = req->data;
-	int error = req->result < 0 ? (int)-req->result : (size_t)req->result < b->len ? EIO : 0;
-	uv_fs_req_cleanup(req);
-	blk_read(b->x, b, error);
 }
 
 /* Read ahead while the client keeps up; end once everything is sent. */
@@ -1008,10 +915,10 @@ static void pump(struct xfer *x)
 		x->pending++;
 		int rc;
 		if (x->nbd) {
-			rc = xn_nbd_pread(x->nbd, b->buf, len, (uint64_t)b->off, nbd_read, b);
+			rc = xn_nbd_pread(x->nbd, b->buf, len, (uint64_t)b->off, nbd_done, b);
 		} else {
 			uv_buf_t ub = uv_buf_init(b->buf, (unsigned)len);
-			rc = uv_fs_read(x->h->loop, &b->fs, x->fd, &ub, 1, b->off, fs_read);
+			rc = uv_fs_read(x->h->loop, &b->fs, x->fd, &ub, 1, b->off, fs_done);
 		}
 		if (rc < 0)
 			blk_read(x, b, EIO);
@@ -1069,7 +976,7 @@ static void export_start(struct xfer *x)
 		fail_code(x, "VDI_MISSING", x->sr, x->vdi, NULL);
 		return;
 	}
-	if (x->fmt == &formats[0]) {
+	if (x->fmt == &formats[RAW]) {
 		x->hi = 1;
 		nbd_start(x, x->src, x->src_fmt, XN_NBD_READ, start_sending);
 		return;
@@ -1077,7 +984,7 @@ static void export_start(struct xfer *x)
 	choose_spool(x);
 	x->hi = 0.5;
 	/* vhd as xapi writes it: dynamic, its footer giving the exact size */
-	const char *opts = x->fmt == &formats[2] ? "subformat=dynamic,force_size=on" : "compat=1.1";
+	const char *opts = x->fmt == &formats[VHD] ? "subformat=dynamic,force_size=on" : "compat=1.1";
 	img_run(x, "convert", true, export_converted, "convert", "-p", "-f", x->src_fmt, "-O",
 		x->fmt->qemu, "-o", opts, x->src, x->spool, NULL);
 }
@@ -1138,7 +1045,7 @@ static int check(struct xfer *x, xn_error **err)
 	if (check_importable(x, err) < 0)
 		return -1;
 	/* an image file may be somewhat larger than what it holds */
-	x->limit = x->fmt == &formats[0] ? x->vsize : x->vsize + x->vsize / 8 + (64 << 20);
+	x->limit = x->fmt == &formats[RAW] ? x->vsize : x->vsize + x->vsize / 8 + (64 << 20);
 	x->expect = xn_http_req_content_length(x->req);
 	if (x->expect > x->limit) {
 		XN_AUTOFREE char *need = xn_asprintf("%lld", (long long)x->expect);

@@ -259,6 +259,24 @@ def test_chunked_upload_on_the_local_socket():
     assert same(src, back)
 
 
+def test_export_to_a_client_that_goes_away():
+    vdi = new_vdi(256 * MiB, "dropped")
+    f = pattern("dropped.raw", 256 * MiB, [(i * 8 * MiB, MiB) for i in range(32)], 8)
+    D.xe("vdi-import", "uuid=" + vdi, "filename=" + f)
+    for fmt in ("raw", "qcow2"):
+        c = unix()
+        c.request("GET", url("/export_raw_vdi", vdi=vdi, format=fmt))
+        r = c.getresponse()
+        assert r.status == 200
+        ref = r.getheader("task-id")
+        r.read(MiB)
+        r.close()  # a reader that stops after 1 MiB
+        c.close()
+        wait_for(lambda: task(ref)["status"] != "pending", 30, what="the export to fail")
+        assert task(ref)["status"] == "failure", task(ref)
+    assert_no_leftovers()
+
+
 def http_error(method, path, body=None, conn=None, **q):
     c = conn or unix()
     c.request(method, url(path, **q), body=body)
@@ -351,6 +369,14 @@ def start_upload(vdi, size, fmt, first):
     return s, ref
 
 
+def assert_unchanged(vdi, image, src, why):
+    """The VDI still has its image, and its content is src's."""
+    assert vdi_image(vdi) == image, why + ": the VDI moved to another image"
+    back = os.path.join(TMP, "unchanged.out")
+    D.xe("vdi-export", "uuid=" + vdi, "filename=" + back)
+    assert same(src, back), why + ": the disk's content changed"
+
+
 def test_truncated_upload_changes_nothing():
     vdi, src, size = known_disk("trunc", 6)
     image = vdi_image(vdi)
@@ -361,10 +387,7 @@ def test_truncated_upload_changes_nothing():
         wait_for(lambda: task(ref)["status"] != "pending", 10, what="the import to fail")
         rec = task(ref)
         assert rec["status"] == "failure" and rec["error_info"][0] == "IMPORT_ERROR_GENERIC", rec
-        assert vdi_image(vdi) == image
-        back = os.path.join(TMP, "trunc.out")
-        D.xe("vdi-export", "uuid=" + vdi, "filename=" + back)
-        assert same(src, back), "a cut-short %s upload changed the disk" % fmt
+        assert_unchanged(vdi, image, src, "a cut-short %s upload" % fmt)
     assert_no_leftovers()
 
 
@@ -377,8 +400,5 @@ def test_kill9_during_imports():
         D.kill9()
         s.close()
         D.start()
-        assert vdi_image(vdi) == image
-        back = os.path.join(TMP, "killed.out")
-        D.xe("vdi-export", "uuid=" + vdi, "filename=" + back)
-        assert same(src, back), "a %s import killed half-way changed the disk" % fmt
+        assert_unchanged(vdi, image, src, "a %s import killed half-way" % fmt)
         assert_no_leftovers()
