@@ -196,6 +196,39 @@ def test_qcow2_and_vhd_round_trips():
     assert_no_leftovers()
 
 
+def test_round_trips_on_an_nfs_sr():
+    """The same through an NFS SR: images are URLs (qemu-nbd and qemu-img
+    open nfs://), uploads are spooled locally, the old image goes."""
+    from nfs_server import NfsServer
+    nfs = NfsServer().start()
+    try:
+        sr = D.xe("sr-create", "type=nfs", "name-label=nfs", "device-config:server=" + nfs.host,
+                  "device-config:serverpath=" + nfs.export).strip()
+        size = 16 * MiB
+        src = pattern("nfs.raw", size, [(MiB + 5, 3 * MiB)], 10)
+        q = os.path.join(TMP, "nfs.qcow2")
+        qemu_img("convert", "-f", "raw", "-O", "qcow2", src, q)
+        vdi = D.xe("vdi-create", "sr-uuid=" + sr, "name-label=n", "virtual-size=%d" % size).strip()
+        for image, fmt, out_fmt in ((src, "raw", "raw"), (q, "qcow2", "vhd")):
+            D.xe("vdi-import", "uuid=" + vdi, "filename=" + image, "format=" + fmt)
+            out = os.path.join(TMP, "nfs.out")
+            D.xe("vdi-export", "uuid=" + vdi, "filename=" + out, "format=" + out_fmt)
+            raw = out + ".raw"
+            qemu_img("convert", "-f", "vpc" if out_fmt == "vhd" else "raw", "-O", "raw", out, raw)
+            assert same(src, raw), "%s import, %s export on NFS: content differs" % (fmt, out_fmt)
+            os.unlink(out)
+            os.unlink(raw)
+        loc = D.xe("vdi-param-get", "uuid=" + vdi, "param-name=location").strip()
+        wait_for(lambda: os.listdir(os.path.join(nfs.export, sr)) == [loc + ".qcow2"], 10,
+                 what="only the VDI's image on the export")
+        D.xe("vdi-destroy", "uuid=" + vdi)
+        for pbd in D.xe("pbd-list", "sr-uuid=" + sr, "--minimal").strip().split(","):
+            D.xe("pbd-unplug", "uuid=" + pbd)
+        D.xe("sr-forget", "uuid=" + sr)
+    finally:
+        nfs.cleanup()
+
+
 # ---- HTTP, sessions, tasks ------------------------------------------------------
 
 def test_http_put_and_get_over_https_with_task_progress():
