@@ -102,6 +102,7 @@ struct xfer {
 	struct blk *cur;            /* import: being filled */
 	struct blk *head, *tail;    /* export: being read or waiting to be sent */
 	int pending;                /* steps running */
+	int depth;                  /* callbacks running (enter, leave) */
 	bool stream_open;           /* the body is being read, or the answer sent */
 	bool paused, registered, answering, ended;
 	bool local;                 /* import: the new image is a local file */
@@ -140,15 +141,36 @@ static void phase(struct xfer *x, double hi)
 	x->hi = hi;
 }
 
-/* A step ended: go on once nothing else runs. */
+/* A step ended: go on once nothing else runs. Callbacks from outside
+ * (HTTP, NBD, file system, processes) run between enter and leave, and
+ * the transfer only moves on (or ends, and is freed) at the outermost
+ * leave: whatever a callback calls may fail the transfer, and the
+ * callback still finds it there afterwards. */
 static void settled(struct xfer *x)
 {
-	if (x->pending > 0 || x->ended)
+	if (x->depth > 0 || x->pending > 0 || x->ended)
 		return;
 	void (*next)(struct xfer *) = x->err ? xfer_end : x->next;
 	x->next = NULL;
-	if (next)
+	if (next == xfer_end) {
+		xfer_end(x); /* may free x */
+	} else if (next) {
+		x->depth++;
 		next(x);
+		x->depth--;
+		settled(x);
+	}
+}
+
+static void enter(struct xfer *x)
+{
+	x->depth++;
+}
+
+static void leave(struct xfer *x)
+{
+	x->depth--;
+	settled(x);
 }
 
 /* No more body to read, or answer to send. */
@@ -161,7 +183,7 @@ static void close_stream(struct xfer *x)
 }
 
 /* Record the first failure (err taken over): the transfer stops as soon
- * as what runs has stopped. */
+ * as what runs has stopped (at the next settled). */
 static void fail(struct xfer *x, xn_error *err)
 {
 	if (x->err || x->ended) {
@@ -172,7 +194,6 @@ static void fail(struct xfer *x, xn_error *err)
 	close_stream(x);
 	if (x->job)
 		xn_img_job_kill(x->job);
-	settled(x);
 }
 
 static void fail_code(struct xfer *x, const char *code, ...) __attribute__((sentinel));
@@ -270,9 +291,10 @@ static void xfer_free(struct xfer *x)
 static void nbd_closed(void *ud)
 {
 	struct xfer *x = ud;
+	enter(x);
 	x->nbd = NULL;
 	x->pending--;
-	settled(x);
+	leave(x);
 }
 
 /* Stop qemu-nbd (an image is closed once it has exited), then next. */
@@ -328,6 +350,7 @@ static void job_progress(void *ud, double fraction)
 static void job_done(void *ud, int status, const char *output)
 {
 	struct xfer *x = ud;
+	enter(x);
 	void (*done)(struct xfer *, const char *) = x->job_done;
 	x->job = NULL;
 	x->job_done = NULL;
@@ -338,7 +361,7 @@ static void job_done(void *ud, int status, const char *output)
 	} else if (!x->err && done) {
 		done(x, output);
 	}
-	settled(x);
+	leave(x);
 }
 
 /* Run qemu-img with args (NULL-terminated) as one of x's steps; then
@@ -409,10 +432,11 @@ static struct blk *blk_new(struct xfer *x, int64_t off, size_t cap)
 static void nbd_opened(void *ud, xn_error *err)
 {
 	struct xfer *x = ud;
+	enter(x);
 	x->pending--;
 	if (err)
 		fail(x, err);
-	settled(x);
+	leave(x);
 }
 
 /* Serve image with a private qemu-nbd; then next. */
@@ -466,6 +490,7 @@ static void fs_done(uv_fs_t *req)
  * paused for the writes to catch up. */
 static void blk_written(struct xfer *x, struct blk *b, int error)
 {
+	enter(x);
 	x->pending--;
 	blk_failed(x, b, error);
 	if (--b->refs == 0) {
@@ -476,7 +501,7 @@ static void blk_written(struct xfer *x, struct blk *b, int error)
 		x->paused = false;
 		xn_http_body_read(x->req, true, NULL);
 	}
-	settled(x);
+	leave(x);
 }
 
 static size_t grain(const struct blk *b, size_t i)
@@ -538,9 +563,11 @@ static void on_body(void *ud, const char *buf, size_t len)
 	struct xfer *x = ud;
 	if (x->err)
 		return;
+	enter(x);
 	if (x->moved + (int64_t)len > x->limit) {
 		XN_AUTOFREE char *need = xn_asprintf("%lld", (long long)(x->moved + (int64_t)len));
 		fail_code(x, "VDI_TOO_SMALL", x->vdi, need, NULL);
+		leave(x);
 		return;
 	}
 	while (len) {
@@ -561,20 +588,23 @@ static void on_body(void *ud, const char *buf, size_t len)
 	}
 	int64_t total = x->expect > 0 ? x->expect : x->limit;
 	set_progress(x, (double)x->moved / (double)total, false);
+	leave(x);
 }
 
 static void on_body_end(void *ud)
 {
 	struct xfer *x = ud;
+	enter(x);
 	if (!x->err)
 		submit(x);
 	close_stream(x);
-	settled(x);
+	leave(x);
 }
 
 static void on_gone(void *ud)
 {
 	struct xfer *x = ud;
+	enter(x);
 	x->req = NULL;
 	XN_AUTOFREE char *msg = NULL;
 	if (x->import) {
@@ -587,6 +617,7 @@ static void on_gone(void *ud)
 				  (long long)x->moved, (long long)x->expect);
 		fail_code(x, "VDI_IO_ERROR", msg, NULL);
 	}
+	leave(x);
 }
 
 static void raw_done(struct xfer *x);
@@ -609,21 +640,23 @@ static void start_reading(struct xfer *x)
 static void nbd_flushed(void *ud, int error)
 {
 	struct xfer *x = ud;
+	enter(x);
 	x->pending--;
 	if (error)
 		fail_code(x, "VDI_IO_ERROR", "flush", strerror(error), NULL);
-	settled(x);
+	leave(x);
 }
 
 static void fs_step_done(uv_fs_t *req)
 {
 	struct xfer *x = req->data;
+	enter(x);
 	x->pending--;
 	if (req->result < 0)
 		fail_code(x, "VDI_IO_ERROR", "sync", uv_strerror((int)req->result), NULL);
 	uv_fs_req_cleanup(req);
 	free(req);
-	settled(x);
+	leave(x);
 }
 
 /* Run a file system call on the thread pool as one of x's steps. */
@@ -721,22 +754,22 @@ static void spool_checked(struct xfer *x, const char *output)
 static void image_made(void *ud, xn_error *err)
 {
 	struct xfer *x = ud;
+	enter(x);
 	x->pending--;
-	if (err) {
-		fail(x, err);
-		return;
-	}
 	XN_AUTOFREE char *url = location_url(x, x->loc);
 	x->local = url && url[0] == '/';
-	if (x->fmt == &formats[RAW]) {
+	if (err || x->err) {
+		fail(x, err);
+	} else if (x->fmt == &formats[RAW]) {
 		nbd_start(x, url, "qcow2", x->local ? XN_NBD_WRITE_UNSAFE : XN_NBD_WRITE,
 			  start_reading);
-		return;
+	} else {
+		x->next = x->local ? sync_image : import_commit;
+		img_run(x, "convert", true, NULL, "convert", "-p", "-n", "--target-is-zero", "-t",
+			x->local ? "unsafe" : "writeback", "-f", x->fmt->qemu, "-O", "qcow2",
+			x->spool, url, NULL);
 	}
-	x->next = x->local ? sync_image : import_commit;
-	img_run(x, "convert", true, NULL, "convert", "-p", "-n", "--target-is-zero", "-t",
-		x->local ? "unsafe" : "writeback", "-f", x->fmt->qemu, "-O", "qcow2", x->spool, url,
-		NULL);
+	leave(x);
 }
 
 /* An empty image of the VDI's size, at a new location (held). */
@@ -845,7 +878,7 @@ static void import_commit(struct xfer *x)
 	xn_image_remove(h, x->sr, old);
 	xn_sr_gc_kick(h, x->sr);  /* the old image's base may be unused now */
 	xn_sr_update_sizes(h, x->sr);
-	xfer_end(x);
+	x->next = xfer_end; /* steps never end x themselves: settled does */
 }
 
 static void import_start(struct xfer *x)
@@ -888,13 +921,14 @@ static void send_ready(struct xfer *x)
 
 static void blk_read(struct xfer *x, struct blk *b, int error)
 {
+	enter(x);
 	x->pending--;
 	x->reading--;
 	b->ready = true;
 	blk_failed(x, b, error);
 	send_ready(x);
 	pump(x);
-	settled(x);
+	leave(x);
 }
 
 /* Read ahead while the client keeps up; end once everything is sent. */
@@ -929,7 +963,10 @@ static void pump(struct xfer *x)
 
 static void on_drain(void *ud)
 {
-	pump(ud);
+	struct xfer *x = ud;
+	enter(x);
+	pump(x);
+	leave(x);
 }
 
 static void start_sending(struct xfer *x)
@@ -949,7 +986,6 @@ static void start_sending(struct xfer *x)
 	if (xn_http_stream_begin(x->req, 200, "application/octet-stream", x->expect, hdr) < 0)
 		return; /* gone: on_gone follows */
 	pump(x);
-	settled(x);
 }
 
 /* The converted image: opened, unlinked (nothing to clean up after a
@@ -1086,20 +1122,22 @@ static void handle(void *ud, xn_http_req *req)
 	x->req = req;
 	x->import = import;
 	x->fd = -1;
+	enter(x);
 	if (!err && take_task(x, &err) < 0) {
 		free(x->task);
 		x->task = NULL;
 	}
 	if (err || check(x, &err) < 0) {
 		fail(x, err);
-		return;
+	} else {
+		x->registered = true;
+		json_object_set_new(busy, x->vdi, json_string(x->task));
+		if (import)
+			import_start(x);
+		else
+			export_start(x);
 	}
-	x->registered = true;
-	json_object_set_new(busy, x->vdi, json_string(x->task));
-	if (import)
-		import_start(x);
-	else
-		export_start(x);
+	leave(x);
 }
 
 int xn_vdi_transfer_init(xn_host *h, xn_error **err)
