@@ -184,6 +184,8 @@ const char *xe_conn_where(const xe_conn *c);
  * NULL for none). Returns the result (new reference) or NULL with the
  * XenAPI error (code and params) or a transport error in *err. */
 json_t *xe_call(xe_conn *c, const char *method, json_t *params, xn_error **err);
+/* The same for a void result: 0 or -1. */
+int xe_call_void(xe_conn *c, const char *method, json_t *params, xn_error **err);
 
 /* The JSON-RPC 2.0 request body (caller frees). */
 char *xe_rpc_request(const char *method, json_t *params, long id);

@@ -7,18 +7,11 @@
 
 #include "cli/cli.h"
 
-static int call_void(xe_ctx *ctx, const char *method, json_t *params, xn_error **err)
-{
-	json_t *r = xe_call(ctx->conn, method, params, err);
-	json_decref(r);
-	return r ? 0 : -1;
-}
-
 /* method(ref of uuid=) for a class, void result. */
 static int on_uuid(xe_ctx *ctx, const char *cls, const char *method, xn_error **err)
 {
 	XN_AUTOFREE char *ref = xe_ref_by_uuid(ctx, cls, xe_arg(ctx->args, "uuid"), err);
-	return ref ? call_void(ctx, method, json_pack("[s]", ref), err) : -1;
+	return ref ? xe_call_void(ctx->conn, method, json_pack("[s]", ref), err) : -1;
 }
 
 static const char *arg_or(xe_ctx *ctx, const char *key, const char *dflt)
@@ -86,9 +79,9 @@ int xe_cmd_vdi_fork(xe_ctx *ctx, xn_error **err)
 		return -1;
 	const char *label = xe_arg(ctx->args, "new-name-label");
 	const char *desc = xe_arg(ctx->args, "new-name-description");
-	if ((label && call_void(ctx, "VDI.set_name_label",
+	if ((label && xe_call_void(ctx->conn, "VDI.set_name_label",
 				json_pack("[Os]", nref, label), err) < 0) ||
-	    (desc && call_void(ctx, "VDI.set_name_description",
+	    (desc && xe_call_void(ctx->conn, "VDI.set_name_description",
 			       json_pack("[Os]", nref, desc), err) < 0)) {
 		json_decref(nref);
 		return -1;
@@ -144,7 +137,7 @@ int xe_cmd_vm_copy_op(xe_ctx *ctx, xn_error **err)
 	json_t *nref = xe_call(ctx->conn, method, params, err);
 	const char *desc = xe_arg(ctx->args, "new-name-description");
 	if (nref && desc &&
-	    call_void(ctx, "VM.set_name_description", json_pack("[Os]", nref, desc), err) < 0) {
+	    xe_call_void(ctx->conn, "VM.set_name_description", json_pack("[Os]", nref, desc), err) < 0) {
 		json_decref(nref);
 		return -1;
 	}
@@ -160,7 +153,7 @@ int xe_cmd_snapshot_revert(xe_ctx *ctx, xn_error **err)
 	if (!uuid)
 		return xe_fail(err, "Required parameter not found: snapshot-uuid");
 	XN_AUTOFREE char *ref = xe_ref_by_uuid(ctx, "VM", uuid, err);
-	return ref ? call_void(ctx, "VM.revert", json_pack("[s]", ref), err) : -1;
+	return ref ? xe_call_void(ctx->conn, "VM.revert", json_pack("[s]", ref), err) : -1;
 }
 
 /* snapshot-destroy uuid= (the snapshot's disks stay; snapshot-uninstall

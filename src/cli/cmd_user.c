@@ -24,13 +24,6 @@ static char *find_user(xe_ctx *ctx, const char *name, xn_error **err)
 	return NULL;
 }
 
-static int call_void(xe_ctx *ctx, const char *method, json_t *params, xn_error **err)
-{
-	json_t *r = xe_call(ctx->conn, method, params, err);
-	json_decref(r);
-	return r ? 0 : -1;
-}
-
 int xe_cmd_user_add(xe_ctx *ctx, xn_error **err)
 {
 	const char *role = xe_arg(ctx->args, "role");
@@ -52,7 +45,7 @@ int xe_cmd_user_add(xe_ctx *ctx, xn_error **err)
 int xe_cmd_user_remove(xe_ctx *ctx, xn_error **err)
 {
 	XN_AUTOFREE char *subject = find_user(ctx, xe_arg(ctx->args, "user-name"), err);
-	return subject ? call_void(ctx, "subject.destroy", json_pack("[s]", subject), err) : -1;
+	return subject ? xe_call_void(ctx->conn, "subject.destroy", json_pack("[s]", subject), err) : -1;
 }
 
 int xe_cmd_user_list(xe_ctx *ctx, xn_error **err)
@@ -95,12 +88,12 @@ int xe_cmd_user_password_change(xe_ctx *ctx, xn_error **err)
 	const char *pw = xe_arg(ctx->args, "new");
 	if (user) {
 		XN_AUTOFREE char *subject = find_user(ctx, user, err);
-		return subject ? call_void(ctx, "subject.xenia_set_password",
+		return subject ? xe_call_void(ctx->conn, "subject.xenia_set_password",
 					   json_pack("[ss]", subject, pw), err)
 			       : -1;
 	}
 	const char *old = xe_arg(ctx->args, "old");
 	if (!old)
 		return xe_fail(err, "Required parameter not found: old (or user-name)");
-	return call_void(ctx, "session.change_password", json_pack("[ss]", old, pw), err);
+	return xe_call_void(ctx->conn, "session.change_password", json_pack("[ss]", old, pw), err);
 }

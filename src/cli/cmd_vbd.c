@@ -9,18 +9,11 @@
 
 #define SELECTABLE "is-control-domain=false"
 
-static int call_void(xe_ctx *ctx, const char *method, json_t *params, xn_error **err)
-{
-	json_t *r = xe_call(ctx->conn, method, params, err);
-	json_decref(r);
-	return r ? 0 : -1;
-}
-
 /* vbd-plug, vbd-unplug [--force], vbd-eject: one call on uuid=. */
 static int vbd_call(xe_ctx *ctx, const char *method, xn_error **err)
 {
 	XN_AUTOFREE char *ref = xe_ref_by_uuid(ctx, "VBD", xe_arg(ctx->args, "uuid"), err);
-	return ref ? call_void(ctx, method, json_pack("[s]", ref), err) : -1;
+	return ref ? xe_call_void(ctx->conn, method, json_pack("[s]", ref), err) : -1;
 }
 
 int xe_cmd_vbd_plug(xe_ctx *ctx, xn_error **err)
@@ -44,7 +37,7 @@ int xe_cmd_vbd_insert(xe_ctx *ctx, xn_error **err)
 	XN_AUTOFREE char *vbd = xe_ref_by_uuid(ctx, "VBD", xe_arg(ctx->args, "uuid"), err);
 	XN_AUTOFREE char *vdi = vbd ? xe_ref_by_uuid(ctx, "VDI", xe_arg(ctx->args, "vdi-uuid"), err)
 				    : NULL;
-	return vdi ? call_void(ctx, "VBD.insert", json_pack("[ss]", vbd, vdi), err) : -1;
+	return vdi ? xe_call_void(ctx->conn, "VBD.insert", json_pack("[ss]", vbd, vdi), err) : -1;
 }
 
 /* ---- helpers over the selected VMs -------------------------------------- */
@@ -133,9 +126,9 @@ static int create_and_plug(xe_ctx *ctx, xe_rec *vm, const char *vdi, bool cd, xn
 		return -1;
 	int rc = 0;
 	if (xn_streq(str(vm->json, "power_state"), "Running") &&
-	    call_void(ctx, "VBD.plug", json_pack("[O]", vbd), err) < 0) {
+	    xe_call_void(ctx->conn, "VBD.plug", json_pack("[O]", vbd), err) < 0) {
 		XN_AUTOERR xn_error *ignored = NULL;
-		call_void(ctx, "VBD.destroy", json_pack("[O]", vbd), &ignored);
+		xe_call_void(ctx->conn, "VBD.destroy", json_pack("[O]", vbd), &ignored);
 		rc = -1;
 	}
 	json_decref(vbd);
@@ -181,7 +174,7 @@ static int disk_add(xe_ctx *ctx, xe_rec *vm, xn_error **err)
 	int rc = create_and_plug(ctx, vm, json_string_value(vdi), false, err);
 	if (rc < 0) {
 		XN_AUTOERR xn_error *ignored = NULL;
-		call_void(ctx, "VDI.destroy", json_pack("[O]", vdi), &ignored);
+		xe_call_void(ctx->conn, "VDI.destroy", json_pack("[O]", vdi), &ignored);
 	}
 	json_decref(vdi);
 	return rc;
@@ -204,13 +197,13 @@ static int disk_remove(xe_ctx *ctx, xe_rec *vm, xn_error **err)
 			continue;
 		XN_AUTOFREE char *vdi = xn_strdup(str(vbd, "VDI"));
 		if (json_is_true(json_object_get(vbd, "currently_attached")) &&
-		    call_void(ctx, "VBD.unplug", json_pack("[O]", v), err) < 0)
+		    xe_call_void(ctx->conn, "VBD.unplug", json_pack("[O]", v), err) < 0)
 			return -1;
-		if (call_void(ctx, "VBD.destroy", json_pack("[O]", v), err) < 0)
+		if (xe_call_void(ctx->conn, "VBD.destroy", json_pack("[O]", v), err) < 0)
 			return -1;
 		if (!record(ctx, "VDI", vdi))
 			return 0;
-		return call_void(ctx, "VDI.destroy", json_pack("[s]", vdi), err);
+		return xe_call_void(ctx->conn, "VDI.destroy", json_pack("[s]", vdi), err);
 	}
 	return xe_fail(err, "Disk not found");
 }
@@ -305,7 +298,7 @@ static int cd_insert(xe_ctx *ctx, xe_rec *vm, xn_error **err)
 	XN_AUTOFREE char *vdi = find_cd(ctx, err);
 	XN_AUTOSTRV char **cds = NULL;
 	const char *cd = vdi ? the_cd(ctx, vm, "vbd-insert", &cds, err) : NULL;
-	return cd ? call_void(ctx, "VBD.insert", json_pack("[ss]", cd, vdi), err) : -1;
+	return cd ? xe_call_void(ctx->conn, "VBD.insert", json_pack("[ss]", cd, vdi), err) : -1;
 }
 
 int xe_cmd_vm_cd_insert(xe_ctx *ctx, xn_error **err)
@@ -317,7 +310,7 @@ static int cd_eject(xe_ctx *ctx, xe_rec *vm, xn_error **err)
 {
 	XN_AUTOSTRV char **cds = NULL;
 	const char *cd = the_cd(ctx, vm, "vbd-eject", &cds, err);
-	return cd ? call_void(ctx, "VBD.eject", json_pack("[s]", cd), err) : -1;
+	return cd ? xe_call_void(ctx->conn, "VBD.eject", json_pack("[s]", cd), err) : -1;
 }
 
 int xe_cmd_vm_cd_eject(xe_ctx *ctx, xn_error **err)
@@ -334,7 +327,7 @@ static int cd_remove(xe_ctx *ctx, xe_rec *vm, xn_error **err)
 		json_t *vdi = record(ctx, "VDI", str(record(ctx, "VBD", cds[i]), "VDI"));
 		json_t *sr = record(ctx, "SR", str(vdi, "SR"));
 		if (xn_streq(str(vdi, "name_label"), name) && xn_streq(str(sr, "content_type"), "iso"))
-			return call_void(ctx, "VBD.destroy", json_pack("[s]", cds[i]), err);
+			return xe_call_void(ctx->conn, "VBD.destroy", json_pack("[s]", cds[i]), err);
 	}
 	return xe_fail(err, "Disk not found");
 }

@@ -224,3 +224,10 @@ const char *xe_conn_where(const xe_conn *c)
 {
 	return c->where;
 }
+
+int xe_call_void(xe_conn *c, const char *method, json_t *params, xn_error **err)
+{
+	json_t *r = xe_call(c, method, params, err);
+	json_decref(r);
+	return r ? 0 : -1;
+}

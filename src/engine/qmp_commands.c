@@ -263,3 +263,49 @@ json_t *xn_qmp_graph_chain(json_t *graph, const char *top)
 	json_decref(ids);
 	return names;
 }
+
+/* The other end of the edge named `name` at node id: its child if
+ * down, its parent if not; -1 if there is none. */
+static json_int_t graph_edge(json_t *edges, json_int_t id, const char *name, bool down)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(edges, i, e) {
+		json_int_t from = json_integer_value(json_object_get(e, down ? "parent" : "child"));
+		if (from == id && xn_streq(json_string_value(json_object_get(e, "name")), name))
+			return json_integer_value(json_object_get(e, down ? "child" : "parent"));
+	}
+	return -1;
+}
+
+/* Whether path (a file name, path or URL as QEMU shows it) names file. */
+static bool names_file(const char *path, const char *file)
+{
+	size_t n = path ? strlen(path) : 0, k = strlen(file);
+	return n >= k && strcmp(path + n - k, file) == 0 && (n == k || path[n - k - 1] == '/');
+}
+
+bool xn_qmp_chain_around(json_t *graph, json_t *named, const char *file, const char **above,
+			 const char **base, const char **below)
+{
+	/* the protocol node (file, nfs, ...) that opens file */
+	const char *proto = NULL;
+	size_t i;
+	json_t *n;
+	json_array_foreach(named, i, n)
+		if (!xn_streq(json_string_value(json_object_get(n, "drv")), "qcow2") &&
+		    names_file(json_string_value(json_object_get(n, "file")), file))
+			proto = json_string_value(json_object_get(n, "node-name"));
+	json_t *nodes = json_object_get(graph, "nodes");
+	json_t *edges = json_object_get(graph, "edges");
+	json_int_t p = proto ? graph_id(nodes, proto) : -1;
+	json_int_t b = p >= 0 ? graph_edge(edges, p, "file", false) : -1;
+	json_int_t a = b >= 0 ? graph_edge(edges, b, "backing", false) : -1;
+	json_int_t d = b >= 0 ? graph_edge(edges, b, "backing", true) : -1;
+	if (a < 0)
+		return false;
+	*above = graph_name(nodes, a);
+	*base = graph_name(nodes, b);
+	*below = d >= 0 ? graph_name(nodes, d) : NULL;
+	return *above && *base;
+}

@@ -77,5 +77,12 @@ bool xn_qmp_pci_port_free(json_t *query_pci, const char *id);
  * and every node before its children (new reference: array of strings),
  * the order in which blockdev-del can release a whole chain. */
 json_t *xn_qmp_graph_chain(json_t *graph, const char *top);
+/* x-debug-query-block-graph and query-named-block-nodes (flat): the
+ * qcow2 node whose image is the file `file` (*base, found through the
+ * protocol node that opens it), the node above it (*above) and below
+ * it (*below, NULL at the bottom of the chain); names borrowed from the
+ * replies. False if file has no node with one above it. */
+bool xn_qmp_chain_around(json_t *graph, json_t *named, const char *file, const char **above,
+			 const char **base, const char **below);
 
 #endif

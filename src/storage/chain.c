@@ -44,25 +44,10 @@ static bool xenia_file(const char *name)
 	return strspn(name, "0123456789abcdef-") == 36;
 }
 
-/* The VBD through which a running VM has vdi open, or NULL. */
-static const char *writer(xn_host *h, const char *vdi)
-{
-	size_t i;
-	json_t *v;
-	json_array_foreach(xn_db_field(h->db, vdi, "VBDs"), i, v) {
-		const char *vbd = json_string_value(v);
-		/* not currently_attached: a starting VM is not attached yet */
-		if (!xn_streq(xn_db_str(h->db, xn_db_str(h->db, vbd, "VM"), "power_state"),
-			      "Halted"))
-			return vbd;
-	}
-	return NULL;
-}
-
 /* Whether a running VM has vdi, or any image based on it, open. */
 static bool in_use(xn_host *h, const char *vdi, int depth)
 {
-	if (writer(h, vdi) || depth > XN_CHAIN_MAX)
+	if (xn_vdi_open_vbd(h, vdi, 0) || depth > XN_CHAIN_MAX)
 		return true;
 	const char *sr = xn_db_str(h->db, vdi, "SR");
 	const char *loc = xn_db_str(h->db, vdi, "location");
@@ -176,7 +161,7 @@ static void merge(struct gc *g, const char *base, const char *child)
 	xn_storage_hold(h, g->sr, m->base_loc);
 	xn_storage_hold(h, g->sr, m->child_loc);
 	g->pending++;
-	const char *vbd = writer(h, child);
+	const char *vbd = xn_vdi_open_vbd(h, child, XN_VBD_RW);
 	if (vbd) {
 		XN_AUTOFREE char *file = xn_location_file(m->base_loc);
 		xn_vm_disk_stream(h, vbd, file, merged, m);
@@ -275,7 +260,7 @@ static void tidy_base_copies(struct gc *g)
 				xn_error_free(err);
 			}
 		} else if (n == 1 && !xn_storage_held(g->sr, xn_db_str(h->db, child, "location")) &&
-			   (writer(h, child) || !in_use(h, child, 0))) {
+			   (xn_vdi_open_vbd(h, child, XN_VBD_RW) || !in_use(h, child, 0))) {
 			merge(g, vdi, child);
 		}
 	}

@@ -69,23 +69,13 @@ static void sr_create(xn_call *c)
 				  type, NULL);
 		return;
 	}
-	char *uuid = xn_uuid_new();
+	XN_AUTOFREE char *uuid = xn_uuid_new();
 	json_t *dcfg = json_deep_copy(dc);
 	if (strcmp(type, "file") == 0 && !json_object_get(dcfg, "path")) {
 		XN_AUTOFREE char *dir = xn_asprintf("%s/sr/%s", h->data_dir, uuid);
 		json_object_set_new(dcfg, "path", json_string(dir));
 	}
-	xn_sr_conf *conf = xn_calloc(1, sizeof(*conf));
-	conf->ref = xn_strdup("");
-	conf->uuid = uuid;
-	conf->type = xn_strdup(type);
-	conf->device_config = json_incref(dcfg);
-	const char *path = json_string_value(json_object_get(dcfg, "path"));
-	const char *loc = json_string_value(json_object_get(dcfg, "location"));
-	if (strcmp(type, "file") == 0)
-		conf->dir = xn_strdup(path);
-	else if (strcmp(type, "iso") == 0 && loc && loc[0] == '/')
-		conf->dir = xn_strdup(loc);
+	xn_sr_conf *conf = xn_sr_conf_new(h, type, uuid, dcfg);
 	struct create *cr = xn_calloc(1, sizeof(*cr));
 	cr->call = c;
 	cr->sr = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:O}", "uuid", uuid, "name_label",

@@ -39,36 +39,33 @@ static json_t *pbd_config(xn_host *h, const char *sr_ref)
 	return NULL;
 }
 
-xn_sr_conf *xn_sr_conf_get(xn_host *h, const char *sr_ref)
+xn_sr_conf *xn_sr_conf_new(xn_host *h, const char *type, const char *uuid,
+			   json_t *device_config)
 {
-	const char *type = xn_db_str(h->db, sr_ref, "type");
-	if (!xn_sr_ops_by_type(type))
-		return NULL;
-	json_t *dc = pbd_config(h, sr_ref);
 	xn_sr_conf *c = xn_calloc(1, sizeof(*c));
-	c->ref = xn_strdup(sr_ref);
-	c->uuid = xn_strdup(xn_db_str(h->db, sr_ref, "uuid"));
+	c->ref = xn_strdup("");
+	c->uuid = xn_strdup(uuid);
 	c->type = xn_strdup(type);
-	c->device_config = dc ? json_deep_copy(dc) : json_object();
+	c->device_config = device_config ? json_deep_copy(device_config) : json_object();
 	const char *path = json_string_value(json_object_get(c->device_config, "path"));
 	const char *loc = json_string_value(json_object_get(c->device_config, "location"));
 	if (strcmp(type, "file") == 0)
-		c->dir = path ? xn_strdup(path)
-			      : xn_asprintf("%s/sr/%s", h->data_dir, c->uuid);
+		c->dir = path ? xn_strdup(path) : xn_asprintf("%s/sr/%s", h->data_dir, uuid);
 	else if (strcmp(type, "iso") == 0 && loc && loc[0] == '/')
 		c->dir = xn_strdup(loc);
 	return c;
 }
 
-xn_sr_conf *xn_sr_conf_dup(const xn_sr_conf *c)
+xn_sr_conf *xn_sr_conf_get(xn_host *h, const char *sr_ref)
 {
-	xn_sr_conf *d = xn_calloc(1, sizeof(*d));
-	d->ref = xn_strdup(c->ref);
-	d->uuid = xn_strdup(c->uuid);
-	d->type = xn_strdup(c->type);
-	d->device_config = json_deep_copy(c->device_config);
-	d->dir = c->dir ? xn_strdup(c->dir) : NULL;
-	return d;
+	const char *type = xn_db_str(h->db, sr_ref, "type");
+	if (!xn_sr_ops_by_type(type))
+		return NULL;
+	xn_sr_conf *c = xn_sr_conf_new(h, type, xn_db_str(h->db, sr_ref, "uuid"),
+				       pbd_config(h, sr_ref));
+	free(c->ref);
+	c->ref = xn_strdup(sr_ref);
+	return c;
 }
 
 void xn_sr_conf_free(xn_sr_conf *c)
@@ -229,32 +226,41 @@ char *xn_location_file(const char *location)
 	return xn_asprintf("%s%s", location, strchr(location, '.') ? "" : ".qcow2");
 }
 
+/* What the SR's driver makes of location: its url (want_node false) or
+ * its blockdev node, as a new string or reference; NULL if the SR has
+ * no driver or there is no location. */
+static void *driver_name(xn_host *h, const char *sr_ref, const char *location, bool want_node)
+{
+	xn_sr_conf *c = location && location[0] ? xn_sr_conf_get(h, sr_ref) : NULL;
+	if (!c)
+		return NULL;
+	XN_AUTOFREE char *file = xn_location_file(location);
+	const xn_sr_ops *ops = xn_sr_ops_by_type(c->type);
+	void *out = want_node ? (void *)ops->node(c, file) : (void *)ops->url(c, file);
+	xn_sr_conf_free(c);
+	return out;
+}
+
+char *xn_location_url(xn_host *h, const char *sr_ref, const char *location)
+{
+	return driver_name(h, sr_ref, location, false);
+}
+
+json_t *xn_location_node(xn_host *h, const char *sr_ref, const char *location)
+{
+	return driver_name(h, sr_ref, location, true);
+}
+
 char *xn_vdi_path(xn_host *h, const char *vdi_ref)
 {
-	xn_sr_conf *c = xn_sr_conf_get(h, xn_db_str(h->db, vdi_ref, "SR"));
-	const char *loc = xn_db_str(h->db, vdi_ref, "location");
-	if (!c || !loc[0]) {
-		xn_sr_conf_free(c);
-		return NULL;
-	}
-	XN_AUTOFREE char *file = xn_location_file(loc);
-	char *url = xn_sr_ops_by_type(c->type)->url(c, file);
-	xn_sr_conf_free(c);
-	return url;
+	return xn_location_url(h, xn_db_str(h->db, vdi_ref, "SR"),
+			       xn_db_str(h->db, vdi_ref, "location"));
 }
 
 json_t *xn_vdi_node(xn_host *h, const char *vdi_ref)
 {
-	xn_sr_conf *c = xn_sr_conf_get(h, xn_db_str(h->db, vdi_ref, "SR"));
-	const char *loc = xn_db_str(h->db, vdi_ref, "location");
-	if (!c || !loc[0]) {
-		xn_sr_conf_free(c);
-		return NULL;
-	}
-	XN_AUTOFREE char *file = xn_location_file(loc);
-	json_t *node = xn_sr_ops_by_type(c->type)->node(c, file);
-	xn_sr_conf_free(c);
-	return node;
+	return xn_location_node(h, xn_db_str(h->db, vdi_ref, "SR"),
+				xn_db_str(h->db, vdi_ref, "location"));
 }
 
 const char *xn_vdi_format(xn_host *h, const char *vdi_ref)

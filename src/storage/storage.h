@@ -78,7 +78,10 @@ const xn_sr_ops *xn_sr_ops_by_type(const char *type);
 /* A copy of what the driver needs for sr_ref (NULL if the SR has no
  * driver). Free with xn_sr_conf_free (accepts NULL). */
 xn_sr_conf *xn_sr_conf_get(xn_host *h, const char *sr_ref);
-xn_sr_conf *xn_sr_conf_dup(const xn_sr_conf *c);
+/* The config of an SR of type with uuid and device_config (copied, may
+ * be NULL), before it has records (ref ""). */
+xn_sr_conf *xn_sr_conf_new(xn_host *h, const char *type, const char *uuid,
+			   json_t *device_config);
 void xn_sr_conf_free(xn_sr_conf *c);
 /* Run a blocking driver call on the thread pool: work(c, ud, &err)
  * there, then done(ud, err) on the loop (err taken over by done). */
@@ -100,6 +103,11 @@ void xn_sr_update_sizes(xn_host *h, const char *sr_ref);
 
 /* The file name of a location ("<uuid>" -> "<uuid>.qcow2"). Caller frees. */
 char *xn_location_file(const char *location);
+/* The path or URL qemu-img opens for location on sr_ref, and the
+ * blockdev protocol node QEMU opens it with (caller frees / new
+ * reference); NULL if the SR has no driver. */
+char *xn_location_url(xn_host *h, const char *sr_ref, const char *location);
+json_t *xn_location_node(xn_host *h, const char *sr_ref, const char *location);
 /* The image path or URL of a VDI for qemu-img (caller frees), NULL if
  * it has none. */
 char *xn_vdi_path(xn_host *h, const char *vdi_ref);
@@ -145,11 +153,17 @@ void xn_storage_release(xn_host *h, const char *sr_ref, const char *location);
 
 bool xn_storage_held(const char *sr_ref, const char *location);
 
-/* Forget vdi in cs (its VBDs too): returns true if its image is to be
- * removed once cs is committed (xn_image_remove), false if other images
- * are based on it and it stays as a hidden base copy. */
+/* Forget vdi in cs (the caller sees to its VBDs): returns true if its
+ * image is to be removed once cs is committed (xn_image_remove), false
+ * if other images are based on it and it stays as a hidden base copy. */
 bool xn_vdi_forget(xn_host *h, xn_changes *cs, const char *vdi);
 void xn_vdi_register(xn_api *api);
+
+/* The record of a new, independent disk copied from vdi_ref, whose
+ * image is location on sr_ref (new reference; relations, snapshot and
+ * chain fields reset). */
+json_t *xn_vdi_record_copy(xn_host *h, const char *vdi_ref, const char *sr_ref,
+			   const char *location);
 
 /* Clones and snapshots of one disk, in steps so that a VM's disks can be
  * forked together and recorded in one commit:
@@ -169,6 +183,11 @@ void xn_vdi_fork_switch(xn_vdi_fork *f, xn_storage_done done, void *ud);
 const char *xn_vdi_fork_ref(const xn_vdi_fork *f);
 void xn_vdi_fork_free(xn_vdi_fork *f);
 
+/* A VBD through which a VM with a running QEMU uses vdi (borrowed), or
+ * NULL: only writable ones with XN_VBD_RW, only currently attached ones
+ * with XN_VBD_ATTACHED. */
+enum { XN_VBD_RW = 1, XN_VBD_ATTACHED = 2 };
+const char *xn_vdi_open_vbd(xn_host *h, const char *vdi_ref, unsigned flags);
 /* The location vdi's image is based on (borrowed), NULL if none. */
 const char *xn_vdi_parent(xn_host *h, const char *vdi_ref);
 /* The VDI of sr whose image is location (borrowed ref), or NULL. */

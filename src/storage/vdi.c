@@ -77,14 +77,9 @@ static void run_img(xn_host *h, char **argv, const char *what, xn_storage_done d
 /* The url of location on sr (caller frees), or NULL with err. */
 static char *location_url(xn_host *h, const char *sr, const char *location, xn_error **err)
 {
-	xn_sr_conf *c = xn_sr_conf_get(h, sr);
-	if (!c) {
+	char *url = xn_location_url(h, sr, location);
+	if (!url)
 		xn_fail(err, "SR_UNKNOWN_DRIVER", xn_db_str(h->db, sr, "type"), NULL);
-		return NULL;
-	}
-	XN_AUTOFREE char *file = xn_location_file(location);
-	char *url = xn_sr_ops_by_type(c->type)->url(c, file);
-	xn_sr_conf_free(c);
 	return url;
 }
 
@@ -303,17 +298,17 @@ static const char *add_base_copy(xn_host *h, xn_changes *cs, const char *vdi)
 	return xn_changes_add(cs, xn_model_class("VDI"), NULL, rec);
 }
 
-/* The VBD through which a running VM writes vdi, or NULL. */
-static const char *running_writer(xn_host *h, const char *vdi)
+const char *xn_vdi_open_vbd(xn_host *h, const char *vdi_ref, unsigned flags)
 {
 	size_t i;
 	json_t *v;
-	json_array_foreach(xn_db_field(h->db, vdi, "VBDs"), i, v) {
+	json_array_foreach(xn_db_field(h->db, vdi_ref, "VBDs"), i, v) {
 		const char *vbd = json_string_value(v);
-		const char *vm = xn_db_str(h->db, vbd, "VM");
-		const char *ps = xn_db_str(h->db, vm, "power_state");
-		if (xn_streq(xn_db_str(h->db, vbd, "mode"), "RW") && !xn_streq(ps, "Halted") &&
-		    xn_db_bool(h->db, vbd, "currently_attached"))
+		if ((flags & XN_VBD_RW) && !xn_streq(xn_db_str(h->db, vbd, "mode"), "RW"))
+			continue;
+		if ((flags & XN_VBD_ATTACHED) && !xn_db_bool(h->db, vbd, "currently_attached"))
+			continue;
+		if (xn_vm_has_qemu(h, xn_db_str(h->db, vbd, "VM")))
 			return vbd;
 	}
 	return NULL;
@@ -334,6 +329,24 @@ static bool frozen(xn_host *h, const char *vdi)
 		if (!xn_db_bool(h->db, xn_db_str(h->db, json_string_value(v), "VM"), "is_a_template"))
 			return false;
 	return json_array_size(vbds) > 0;
+}
+
+json_t *xn_vdi_record_copy(xn_host *h, const char *vdi_ref, const char *sr_ref,
+			   const char *location)
+{
+	json_t *rec = json_deep_copy(xn_db_get(h->db, vdi_ref));
+	static const char *reset[] = {"VBDs", "snapshots", "crash_dump", "snapshot_of",
+				      "current_operations", "allowed_operations", NULL};
+	for (size_t i = 0; reset[i]; i++)
+		json_object_del(rec, reset[i]);
+	json_object_set_new(rec, "uuid", json_string(location));
+	json_object_set_new(rec, "location", json_string(location));
+	json_object_set_new(rec, "SR", json_string(sr_ref));
+	json_object_set_new(rec, "is_a_snapshot", json_false());
+	json_object_set_new(rec, "read_only", json_false());
+	json_object_set_new(rec, "managed", json_true());
+	json_object_set_new(rec, "sm_config", json_object());
+	return rec;
 }
 
 /* ---- forks: clones and snapshots of one disk --------------------------- */
@@ -377,7 +390,7 @@ xn_vdi_fork *xn_vdi_fork_new(xn_host *h, const char *vdi_ref, bool snapshot, xn_
 	f->snapshot = snapshot;
 	f->copy = xn_uuid_new();
 	f->old = xn_strdup(xn_db_str(h->db, vdi_ref, "location"));
-	const char *vbd = running_writer(h, vdi_ref);
+	const char *vbd = xn_vdi_open_vbd(h, vdi_ref, XN_VBD_RW);
 	if (vbd)
 		f->vbd = xn_strdup(vbd);
 	if (vbd || !frozen(h, vdi_ref))
@@ -434,15 +447,7 @@ void xn_vdi_fork_prepare(xn_vdi_fork *f, xn_storage_done done, void *ud)
 const char *xn_vdi_fork_apply(xn_vdi_fork *f, xn_changes *cs, json_t *fields)
 {
 	xn_host *h = f->h;
-	json_t *rec = json_deep_copy(xn_db_get(h->db, f->src));
-	static const char *reset[] = {"VBDs", "snapshots", "crash_dump", "current_operations",
-				      "allowed_operations", "snapshot_of", NULL};
-	for (size_t i = 0; reset[i]; i++)
-		json_object_del(rec, reset[i]);
-	json_object_set_new(rec, "uuid", json_string(f->copy));
-	json_object_set_new(rec, "location", json_string(f->copy));
-	json_object_set_new(rec, "read_only", json_false());
-	json_object_set_new(rec, "managed", json_true());
+	json_t *rec = xn_vdi_record_copy(h, f->src, f->sr, f->copy);
 	json_object_set_new(rec, "is_a_snapshot", json_boolean(f->snapshot));
 	if (f->snapshot) {
 		json_object_set_new(rec, "snapshot_of", json_string(f->src));
@@ -582,18 +587,11 @@ void xn_vdi_prepare_attach(xn_host *h, const char *vdi_ref, bool writable,
 			   xn_storage_done done, void *ud)
 {
 	xn_error *err = NULL;
-	size_t i;
-	json_t *v;
-	json_array_foreach(xn_db_field(h->db, vdi_ref, "VBDs"), i, v) {
-		const char *vbd = json_string_value(v);
-		const char *vm = xn_db_str(h->db, vbd, "VM");
-		if (!xn_db_bool(h->db, vbd, "currently_attached") ||
-		    xn_streq(xn_db_str(h->db, vm, "power_state"), "Halted"))
-			continue;
-		if (writable || xn_streq(xn_db_str(h->db, vbd, "mode"), "RW")) {
-			done(ud, (xn_fail(&err, "VDI_IN_USE", vdi_ref, "attach", NULL), err));
-			return;
-		}
+	/* writable: nobody else may have it open; read-only: nobody may be
+	 * writing it */
+	if (xn_vdi_open_vbd(h, vdi_ref, XN_VBD_ATTACHED | (writable ? 0 : XN_VBD_RW))) {
+		done(ud, (xn_fail(&err, "VDI_IN_USE", vdi_ref, "attach", NULL), err));
+		return;
 	}
 	const char *sr = xn_db_str(h->db, vdi_ref, "SR");
 	const xn_sr_ops *ops = xn_sr_ops_of(h, sr);

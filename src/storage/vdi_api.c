@@ -9,12 +9,6 @@
 #include "util/log.h"
 #include "util/uuid.h"
 
-/* Fail c with err (taken over). */
-static void fail(xn_call *c, xn_error *err)
-{
-	xn_call_fail(c, err);
-}
-
 /* The record fields of args a caller may set (VDI.create's argument). */
 static json_t *settable_fields(json_t *args, xn_error **err)
 {
@@ -73,7 +67,7 @@ static void created(void *ud, xn_error *err)
 		}
 	}
 	if (v->call)
-		fail(v->call, err);
+		xn_call_fail(v->call, err);
 	xn_storage_release(h, v->sr, v->location);
 	xn_sr_update_sizes(h, v->sr);
 	json_decref(v->rec);
@@ -104,7 +98,7 @@ static void vdi_create(xn_call *c)
 	xn_error *err = NULL;
 	json_t *rec = settable_fields(args, &err);
 	if (!rec) {
-		fail(c, err);
+		xn_call_fail(c, err);
 		return;
 	}
 	json_int_t size = json_integer_value(json_object_get(rec, "virtual_size"));
@@ -133,14 +127,8 @@ static void vdi_create(xn_call *c)
 
 /* ---- VDI.destroy ---------------------------------------------------------- */
 
-/* Forget vdi in cs: its image goes once cs is committed (returns true),
- * or, if other images are based on it, it stays as a base copy. */
 bool xn_vdi_forget(xn_host *h, xn_changes *cs, const char *vdi)
 {
-	size_t i;
-	json_t *v;
-	json_array_foreach(xn_db_field(h->db, vdi, "VBDs"), i, v)
-		xn_changes_delete(cs, json_string_value(v));
 	if (xn_vdi_children(h, vdi, NULL) > 0) {
 		json_t *rec = xn_changes_edit(cs, vdi);
 		json_object_set_new(rec, "name_label", json_string("base copy"));
@@ -174,10 +162,12 @@ static void vdi_destroy(xn_call *c)
 	XN_AUTOFREE char *sr = xn_strdup(xn_db_str(h->db, vdi, "SR"));
 	XN_AUTOFREE char *location = xn_strdup(xn_db_str(h->db, vdi, "location"));
 	xn_changes *cs = xn_changes_new(h->db);
+	json_array_foreach(xn_db_field(h->db, vdi, "VBDs"), i, v)
+		xn_changes_delete(cs, json_string_value(v));
 	bool gone = xn_vdi_forget(h, cs, vdi);
 	xn_error *err = NULL;
 	if (xn_db_commit(h->db, cs, &err) < 0) {
-		fail(c, err);
+		xn_call_fail(c, err);
 		return;
 	}
 	if (gone)
@@ -197,7 +187,7 @@ struct fork_call {
 static void fork_call_end(struct fork_call *fc, xn_error *err)
 {
 	if (err)
-		fail(fc->call, err);
+		xn_call_fail(fc->call, err);
 	else
 		xn_call_return(fc->call, json_string(xn_vdi_fork_ref(fc->fork)));
 	xn_vdi_fork_free(fc->fork);
@@ -235,7 +225,7 @@ static void vdi_fork(xn_call *c, bool snapshot)
 	xn_error *err = NULL;
 	xn_vdi_fork *f = xn_vdi_fork_new(h, vdi, snapshot, &err);
 	if (!f) {
-		fail(c, err);
+		xn_call_fail(c, err);
 		return;
 	}
 	struct fork_call *fc = xn_calloc(1, sizeof(*fc));
@@ -269,18 +259,7 @@ static void copied(void *ud, xn_error *err)
 	if (!err && !xn_db_get(h->db, cp->src))
 		xn_fail(&err, "HANDLE_INVALID", "VDI", cp->src, NULL);
 	if (!err) {
-		json_t *rec = json_deep_copy(xn_db_get(h->db, cp->src));
-		static const char *reset[] = {"VBDs", "snapshots", "crash_dump", "snapshot_of",
-					      "current_operations", "allowed_operations", NULL};
-		for (size_t i = 0; reset[i]; i++)
-			json_object_del(rec, reset[i]);
-		json_object_set_new(rec, "uuid", json_string(cp->location));
-		json_object_set_new(rec, "location", json_string(cp->location));
-		json_object_set_new(rec, "SR", json_string(cp->sr));
-		json_object_set_new(rec, "is_a_snapshot", json_false());
-		json_object_set_new(rec, "read_only", json_false());
-		json_object_set_new(rec, "managed", json_true());
-		json_object_set_new(rec, "sm_config", json_object());
+		json_t *rec = xn_vdi_record_copy(h, cp->src, cp->sr, cp->location);
 		json_object_set_new(rec, "type", json_string(xn_streq(json_string_value(
 			json_object_get(rec, "type")), "suspend") ? "suspend" : "user"));
 		xn_changes *cs = xn_changes_new(h->db);
@@ -291,7 +270,7 @@ static void copied(void *ud, xn_error *err)
 	}
 	if (err) {
 		xn_image_remove(h, cp->sr, cp->location);
-		fail(cp->call, err);
+		xn_call_fail(cp->call, err);
 	}
 	xn_storage_release(h, cp->sr, cp->location);
 	xn_sr_update_sizes(h, cp->sr);
@@ -315,7 +294,7 @@ static void vdi_copy(xn_call *c)
 	}
 	xn_error *err = NULL;
 	if (check_space(h, sr, xn_db_int(h->db, vdi, "physical_utilisation"), &err) < 0) {
-		fail(c, err);
+		xn_call_fail(c, err);
 		return;
 	}
 	struct copy *cp = xn_calloc(1, sizeof(*cp));

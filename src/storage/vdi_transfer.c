@@ -407,11 +407,7 @@ static void choose_spool(struct xfer *x)
 /* The path or URL qemu-img opens for a location of x's SR (caller frees). */
 static char *location_url(struct xfer *x, const char *loc)
 {
-	xn_sr_conf *c = xn_sr_conf_get(x->h, x->sr);
-	XN_AUTOFREE char *file = xn_location_file(loc);
-	char *url = c ? xn_sr_ops_by_type(c->type)->url(c, file) : NULL;
-	xn_sr_conf_free(c);
-	return url;
+	return xn_location_url(x->h, x->sr, loc);
 }
 
 static bool all_zero(const char *p, size_t n)

@@ -36,6 +36,8 @@ void xn_vm_register(xn_api *api);
 /* ---- disks of running VMs, for storage (vm_disk.c) -------------------- */
 
 typedef void (*xn_vm_disk_done)(void *ud, xn_error *err /* taken over */);
+/* Whether a QEMU runs for the VM (starting, running, paused, or saving). */
+bool xn_vm_has_qemu(xn_host *h, const char *vm_ref);
 /* The running VM using vbd_ref moves that disk onto location, a new
  * empty overlay of the disk's current image on the same SR (QMP
  * blockdev-add + blockdev-snapshot); the guest notices nothing. */

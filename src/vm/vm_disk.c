@@ -1,7 +1,7 @@
 /* vm_disk.c: what storage asks of a running VM's disks (vm.h): move a
  * disk onto a new overlay (blockdev-add + blockdev-snapshot), merge a
- * backing image into the image above it (block-stream), and save the
- * VM's memory to a file (checkpoints).
+ * backing image into the image above it (block-stream); and save the
+ * VM's memory to a file (suspend and checkpoints).
  *
  * The node QEMU writes for device vbd-N changes with every switch, so
  * it is always looked up (query-block) rather than assumed. */
@@ -12,25 +12,39 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/qmp_commands.h"
 #include "storage/storage.h"
 #include "util/log.h"
+
+bool xn_vm_has_qemu(xn_host *h, const char *vm_ref)
+{
+	return xn_dom_find(h, vm_ref) != NULL;
+}
 
 struct disk_op {
 	xn_host *h;
 	char *vm, *userdevice, *vbd;
 	char *location, *base_file, *node, *job;
+	json_t *named;          /* stream: query-named-block-nodes */
 	xn_vm_disk_done done;
 	void *ud;
 	int polls;
-	uv_timer_t *timer;
 };
+
+/* A copy of a borrowed error (QMP replies lend theirs), NULL for NULL. */
+static xn_error *error_copy(const xn_error *err)
+{
+	xn_error *e = NULL;
+	if (err) {
+		xn_failv(&e, err->code, err->params);
+		xn_error_prefix(e, "%s", err->message);
+	}
+	return e;
+}
 
 static void disk_op_end(struct disk_op *o, const xn_error *err)
 {
-	xn_error *e = NULL;
-	if (err)
-		xn_failv(&e, err->code, err->params);
-	o->done(o->ud, e);
+	o->done(o->ud, error_copy(err));
 	free(o->vm);
 	free(o->userdevice);
 	free(o->vbd);
@@ -38,6 +52,7 @@ static void disk_op_end(struct disk_op *o, const xn_error *err)
 	free(o->base_file);
 	free(o->node);
 	free(o->job);
+	json_decref(o->named);
 	free(o);
 }
 
@@ -54,6 +69,17 @@ static struct dom *disk_dom(struct disk_op *o)
 	return d;
 }
 
+/* The domain for the next step, or NULL after ending the operation
+ * because the last step failed or the VM's QEMU is gone. */
+static struct dom *disk_step(struct disk_op *o, const xn_error *err)
+{
+	if (err) {
+		disk_op_end(o, err);
+		return NULL;
+	}
+	return disk_dom(o);
+}
+
 static struct disk_op *disk_op_new(xn_host *h, const char *vbd, xn_vm_disk_done done, void *ud)
 {
 	struct disk_op *o = xn_calloc(1, sizeof(*o));
@@ -66,21 +92,6 @@ static struct disk_op *disk_op_new(xn_host *h, const char *vbd, xn_vm_disk_done 
 	return o;
 }
 
-/* The top node of device vbd-<userdevice> in a query-block reply. */
-static const char *top_node(json_t *ret, const char *userdevice)
-{
-	XN_AUTOFREE char *id = xn_asprintf("/machine/peripheral/vbd-%s/", userdevice);
-	size_t i;
-	json_t *b;
-	json_array_foreach(ret, i, b) {
-		const char *qdev = json_string_value(json_object_get(b, "qdev"));
-		if (qdev && strncmp(qdev, id, strlen(id)) == 0)
-			return json_string_value(
-				json_object_get(json_object_get(b, "inserted"), "node-name"));
-	}
-	return NULL;
-}
-
 /* ---- switch: a new overlay on top ------------------------------------------ */
 
 static void switch_done(void *ud, json_t *ret, const xn_error *err)
@@ -91,11 +102,7 @@ static void switch_done(void *ud, json_t *ret, const xn_error *err)
 static void switch_added(void *ud, json_t *ret, const xn_error *err)
 {
 	struct disk_op *o = ud;
-	struct dom *d = err ? NULL : disk_dom(o);
-	if (err) {
-		disk_op_end(o, err);
-		return;
-	}
+	struct dom *d = disk_step(o, err);
 	if (!d)
 		return;
 	XN_AUTOFREE char *overlay = xn_asprintf("ov-%.27s", o->location);
@@ -103,48 +110,27 @@ static void switch_added(void *ud, json_t *ret, const xn_error *err)
 		   switch_done, o);
 }
 
-static void switch_queried(void *ud, json_t *ret, const xn_error *err)
+/* The disk's top node is known: open the new image ("backing": null,
+ * blockdev-snapshot puts the top under it), then make it the top. */
+static void switch_top_known(void *ud, const char *node, const xn_error *err)
 {
 	struct disk_op *o = ud;
-	struct dom *d = err ? NULL : disk_dom(o);
-	if (err) {
-		disk_op_end(o, err);
-		return;
-	}
+	struct dom *d = disk_step(o, err);
 	if (!d)
 		return;
-	const char *node = top_node(ret, o->userdevice);
-	json_t *file = xn_vdi_node(o->h, xn_db_str(o->h->db, o->vbd, "VDI"));
-	if (!node || !file) {
-		json_decref(file);
+	const char *sr = xn_db_str(o->h->db, xn_db_str(o->h->db, o->vbd, "VDI"), "SR");
+	json_t *file = xn_location_node(o->h, sr, o->location);
+	if (!file) {
 		xn_error *e = NULL;
-		xn_fail_internal(&e, "disk %s of the VM is not in QEMU", o->userdevice);
+		xn_fail(&e, "SR_UNKNOWN_DRIVER", xn_db_str(o->h->db, sr, "type"), NULL);
 		disk_op_end(o, e);
 		xn_error_free(e);
 		return;
 	}
 	o->node = xn_strdup(node);
-	/* The new image, opened as the existing top will have it as its
-	 * backing ("backing": null: blockdev-snapshot attaches it). */
-	XN_AUTOFREE char *file_path = xn_location_file(o->location);
-	json_t *fnode = json_deep_copy(file);
-	json_decref(file);
-	if (json_object_get(fnode, "filename")) {
-		XN_AUTOFREE char *dir = xn_strdup(json_string_value(json_object_get(fnode, "filename")));
-		char *slash = strrchr(dir, '/');
-		if (slash)
-			slash[1] = '\0';
-		json_object_set_new(fnode, "filename", json_sprintf("%s%s", dir, file_path));
-	} else if (json_object_get(fnode, "path")) {
-		XN_AUTOFREE char *dir = xn_strdup(json_string_value(json_object_get(fnode, "path")));
-		char *slash = strrchr(dir, '/');
-		if (slash)
-			slash[1] = '\0';
-		json_object_set_new(fnode, "path", json_sprintf("%s%s", dir, file_path));
-	}
 	XN_AUTOFREE char *name = xn_asprintf("ov-%.27s", o->location);
 	json_t *args = json_pack("{s:s,s:s,s:o,s:n,s:s}", "driver", "qcow2", "node-name", name,
-				 "file", fnode, "backing", "discard", "unmap");
+				 "file", file, "backing", "discard", "unmap");
 	xn_dom_qmp(d, "blockdev-add", args, switch_added, o);
 }
 
@@ -155,20 +141,38 @@ void xn_vm_disk_switch(xn_host *h, const char *vbd_ref, const char *location,
 	o->location = xn_strdup(location);
 	struct dom *d = disk_dom(o);
 	if (d)
-		xn_dom_qmp(d, "query-block", NULL, switch_queried, o);
+		xn_dom_disk_node(d, o->userdevice, switch_top_known, o);
 }
 
 /* ---- stream: a backing image merged into the image above it ---------------- */
 
 static void stream_poll(uv_timer_t *t);
 
-static void ignore_reply(void *ud, json_t *ret, const xn_error *err)
-{
-}
-
 static void timer_closed(uv_handle_t *t)
 {
 	free(t);
+}
+
+/* Call cb(timer) with timer->data = data in ms; the callback closes it
+ * (poll_done). */
+static void poll_later(xn_host *h, uint64_t ms, uv_timer_cb cb, void *data)
+{
+	uv_timer_t *t = xn_calloc(1, sizeof(*t));
+	uv_timer_init(h->loop, t);
+	t->data = data;
+	uv_timer_start(t, cb, ms, 0);
+}
+
+/* The data of a poll_later timer, which is closed. */
+static void *poll_done(uv_timer_t *t)
+{
+	void *data = t->data;
+	uv_close((uv_handle_t *)t, timer_closed);
+	return data;
+}
+
+static void ignore_reply(void *ud, json_t *ret, const xn_error *err)
+{
 }
 
 static void stream_jobs(void *ud, json_t *ret, const xn_error *err)
@@ -206,16 +210,12 @@ static void stream_jobs(void *ud, json_t *ret, const xn_error *err)
 		xn_error_free(x);
 		return;
 	}
-	uv_timer_t *t = xn_calloc(1, sizeof(*t));
-	uv_timer_init(o->h->loop, t);
-	t->data = o;
-	uv_timer_start(t, stream_poll, 50, 0);
+	poll_later(o->h, 50, stream_poll, o);
 }
 
 static void stream_poll(uv_timer_t *t)
 {
-	struct disk_op *o = t->data;
-	uv_close((uv_handle_t *)t, timer_closed);
+	struct disk_op *o = poll_done(t);
 	struct dom *d = disk_dom(o);
 	if (d)
 		xn_dom_qmp(d, "query-jobs", NULL, stream_jobs, o);
@@ -224,57 +224,41 @@ static void stream_poll(uv_timer_t *t)
 static void stream_started(void *ud, json_t *ret, const xn_error *err)
 {
 	struct disk_op *o = ud;
-	if (err) {
-		disk_op_end(o, err);
-		return;
-	}
-	struct dom *d = disk_dom(o);
+	struct dom *d = disk_step(o, err);
 	if (d)
 		xn_dom_qmp(d, "query-jobs", NULL, stream_jobs, o);
 }
 
 /* Find, in the flat node list, the node whose image is above base_file
  * and the node below base_file; start the stream there. */
-static void stream_nodes(void *ud, json_t *ret, const xn_error *err)
+/* The backing file name written in node's image header (borrowed). */
+static const char *header_backing(json_t *named, const char *node)
+{
+	size_t i;
+	json_t *n;
+	json_array_foreach(named, i, n)
+		if (xn_streq(json_string_value(json_object_get(n, "node-name")), node))
+			return json_string_value(
+				json_object_get(json_object_get(n, "image"), "backing-filename"));
+	return NULL;
+}
+
+/* With the node list and the graph: the node above base_file is
+ * streamed into, down to the node below it (none if base_file is the
+ * bottom), keeping the backing file name as the header had it. */
+static void stream_graph(void *ud, json_t *ret, const xn_error *err)
 {
 	struct disk_op *o = ud;
 	if (err) {
 		disk_op_end(o, err);
 		return;
 	}
-	const char *above = NULL, *below = NULL, *below_file = NULL;
-	size_t i;
-	json_t *n;
-	json_array_foreach(ret, i, n) {
-		const char *drv = json_string_value(json_object_get(n, "drv"));
-		if (!xn_streq(drv, "qcow2"))
-			continue;
-		const char *bf = json_string_value(json_object_get(n, "backing_file"));
-		const char *file = json_string_value(json_object_get(n, "file"));
-		if (bf && (xn_streq(bf, o->base_file) ||
-			   (strlen(bf) > strlen(o->base_file) &&
-			    xn_streq(bf + strlen(bf) - strlen(o->base_file), o->base_file))))
-			above = json_string_value(json_object_get(n, "node-name"));
-		if (file && strlen(file) >= strlen(o->base_file) &&
-		    xn_streq(file + strlen(file) - strlen(o->base_file), o->base_file)) {
-			json_t *img = json_object_get(n, "image");
-			below_file = json_string_value(json_object_get(img, "backing-filename"));
-		}
-	}
-	/* the node below the base is the one whose file is the base's backing */
-	if (below_file) {
-		json_array_foreach(ret, i, n) {
-			const char *file = json_string_value(json_object_get(n, "file"));
-			if (xn_streq(json_string_value(json_object_get(n, "drv")), "qcow2") && file &&
-			    strlen(file) >= strlen(below_file) &&
-			    xn_streq(file + strlen(file) - strlen(below_file), below_file))
-				below = json_string_value(json_object_get(n, "node-name"));
-		}
-	}
+	const char *above, *base, *below;
+	bool found = xn_qmp_chain_around(ret, o->named, o->base_file, &above, &base, &below);
 	struct dom *d = disk_dom(o);
 	if (!d)
 		return;
-	if (!above || (below_file && !below)) {
+	if (!found) {
 		xn_error *e = NULL;
 		xn_fail_internal(&e, "image '%s' is not in the running disk's chain", o->base_file);
 		disk_op_end(o, e);
@@ -282,13 +266,23 @@ static void stream_nodes(void *ud, json_t *ret, const xn_error *err)
 		return;
 	}
 	o->job = xn_asprintf("stream-%s", above);
-	json_t *args = json_pack("{s:s,s:s}", "job-id", o->job, "device", above);
+	json_t *args = json_pack("{s:s,s:s,s:b}", "job-id", o->job, "device", above,
+				 "auto-dismiss", 0);
 	if (below) {
 		json_object_set_new(args, "base-node", json_string(below));
-		json_object_set_new(args, "backing-file", json_string(below_file));
+		json_object_set_new(args, "backing-file", json_string(header_backing(o->named, base)));
 	}
-	json_object_set_new(args, "auto-dismiss", json_false());
 	xn_dom_qmp(d, "block-stream", args, stream_started, o);
+}
+
+static void stream_nodes(void *ud, json_t *ret, const xn_error *err)
+{
+	struct disk_op *o = ud;
+	struct dom *d = disk_step(o, err);
+	if (!d)
+		return;
+	o->named = json_incref(ret);
+	xn_dom_qmp(d, "x-debug-query-block-graph", NULL, stream_graph, o);
 }
 
 void xn_vm_disk_stream(xn_host *h, const char *vbd_ref, const char *base_file,
@@ -315,12 +309,9 @@ struct save {
 
 static void save_end(struct save *s, const xn_error *err)
 {
-	xn_error *e = NULL;
-	if (err)
-		xn_failv(&e, err->code, err->params);
 	if (s->fd >= 0)
 		close(s->fd);
-	s->done(s->ud, e);
+	s->done(s->ud, error_copy(err));
 	free(s->vm);
 	free(s);
 }
@@ -365,16 +356,12 @@ static void save_queried(void *ud, json_t *ret, const xn_error *err)
 		xn_error_free(e);
 		return;
 	}
-	uv_timer_t *t = xn_calloc(1, sizeof(*t));
-	uv_timer_init(s->h->loop, t);
-	t->data = s;
-	uv_timer_start(t, save_poll, 5, 0);
+	poll_later(s->h, 5, save_poll, s);
 }
 
 static void save_poll(uv_timer_t *t)
 {
-	struct save *s = t->data;
-	uv_close((uv_handle_t *)t, timer_closed);
+	struct save *s = poll_done(t);
 	struct dom *d = save_dom(s, NULL);
 	if (d)
 		xn_dom_qmp(d, "query-migrate", NULL, save_queried, s);
@@ -440,10 +427,7 @@ struct runstate {
 static void runstate_done(void *ud, json_t *ret, const xn_error *err)
 {
 	struct runstate *r = ud;
-	xn_error *e = NULL;
-	if (err)
-		xn_failv(&e, err->code, err->params);
-	r->done(r->ud, e);
+	r->done(r->ud, error_copy(err));
 	free(r);
 }
 

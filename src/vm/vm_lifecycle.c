@@ -24,11 +24,9 @@ struct op {
 	char *vm, *task;
 	const char *name;
 	uv_timer_t *timer;
-	int fd;
 	char *state_path, *state_uuid;
 	bool paused;
 	bool own_task;      /* made by op_begin (not an Async. task) */
-	int polls;
 	uint64_t since;     /* when the operation started waiting */
 };
 
@@ -57,7 +55,6 @@ static struct op *op_begin(xn_call *c, const char *name)
 	o->vm = xn_strdup(vm);
 	o->task = xn_strdup(task);
 	o->name = name;
-	o->fd = -1;
 	json_t *ops = json_object_get(xn_changes_edit(cs, vm), "current_operations");
 	json_object_set_new(ops, o->task, json_string(name));
 	xn_vm_refresh_allowed(cs, vm);
@@ -90,8 +87,6 @@ static void op_end(struct op *o, xn_error *err, json_t *result)
 		xn_error_log("vm: cannot finish %s: %s", o->name, cerr->message);
 	if (o->timer)
 		uv_close((uv_handle_t *)o->timer, (uv_close_cb)free);
-	if (o->fd >= 0)
-		close(o->fd);
 	if (err)
 		xn_call_fail(o->call, err);
 	else
@@ -331,8 +326,8 @@ static void vm_unpause(xn_call *c)
 }
 
 /* ---- suspend ---------------------------------------------------------- *
- * stop -> lift the bandwidth limit -> hand QEMU a file -> migrate into it
- * -> wait until complete -> fsync -> record Suspended -> quit QEMU. If a
+ * stop -> save the memory to a file (xn_vm_save_memory: migrate into an
+ * fd, unlimited bandwidth, fsync) -> record Suspended -> quit QEMU. If a
  * step fails the guest continues where it was. */
 
 static void ignore_reply(void *ud, json_t *ret, const xn_error *err)
@@ -363,8 +358,8 @@ static void suspend_exited(struct dom *d, void *ud)
 static void suspend_record(struct op *o)
 {
 	xn_host *h = o->h;
-	struct stat st;
-	fstat(o->fd, &st);
+	struct stat st = {0};
+	stat(o->state_path, &st);
 	xn_changes *cs = xn_changes_new(h->db);
 	XN_AUTOFREE char *loc = xn_asprintf("%s.state", o->state_uuid);
 	const char *vdi = xn_changes_add(
@@ -393,67 +388,6 @@ static void suspend_record(struct op *o)
 	xn_dom_qmp(d, "quit", NULL, on_quit, o);
 }
 
-static void on_fsync(uv_fs_t *req)
-{
-	struct op *o = req->data;
-	int rc = (int)req->result;
-	uv_fs_req_cleanup(req);
-	free(req);
-	if (rc < 0) {
-		xn_error *e = NULL;
-		xn_fail_internal(&e, "fsync of the memory image failed: %s", uv_strerror(rc));
-		suspend_abort(o, e);
-		xn_error_free(e);
-		return;
-	}
-	suspend_record(o);
-}
-
-static void migrate_poll(uv_timer_t *t);
-
-static void on_query_migrate(void *ud, json_t *ret, const xn_error *err)
-{
-	struct op *o = ud;
-	const char *st = json_string_value(json_object_get(ret, "status"));
-	if (err || !st || strcmp(st, "failed") == 0 || strcmp(st, "cancelled") == 0) {
-		suspend_abort(o, err);
-		return;
-	}
-	if (strcmp(st, "completed") != 0) {
-		if (++o->polls > 30000) {
-			suspend_abort(o, NULL);
-			return;
-		}
-		op_timer(o, 10, migrate_poll);
-		return;
-	}
-	uv_fs_t *req = xn_calloc(1, sizeof(*req));
-	req->data = o;
-	uv_fs_fsync(o->h->loop, req, o->fd, on_fsync);
-}
-
-static void migrate_poll(uv_timer_t *t)
-{
-	struct op *o = t->data;
-	struct dom *d = xn_dom_find(o->h, o->vm);
-	if (!d) {
-		suspend_abort(o, NULL);
-		return;
-	}
-	xn_dom_qmp(d, "query-migrate", NULL, on_query_migrate, o);
-}
-
-static void on_migrate(void *ud, json_t *ret, const xn_error *err)
-{
-	(void)ret;
-	struct op *o = ud;
-	if (err) {
-		suspend_abort(o, err);
-		return;
-	}
-	op_timer(o, 5, migrate_poll);
-}
-
 /* The domain for the next suspend step, or NULL after aborting because
  * the last step failed or QEMU is gone. */
 static struct dom *suspend_step(struct op *o, const xn_error *err)
@@ -466,45 +400,24 @@ static struct dom *suspend_step(struct op *o, const xn_error *err)
 	return d;
 }
 
-static void on_getfd(void *ud, json_t *ret, const xn_error *err)
+static void on_saved(void *ud, xn_error *err)
 {
-	(void)ret;
 	struct op *o = ud;
-	struct dom *d = suspend_step(o, err);
-	if (!d)
-		return;
-	xn_dom_qmp(d, "migrate", json_pack("{s:s}", "uri", "fd:xn-suspend"), on_migrate, o);
+	if (suspend_step(o, err))
+		suspend_record(o);
+	xn_error_free(err);
 }
 
 static void on_stopped_for_suspend(void *ud, json_t *ret, const xn_error *err)
 {
 	(void)ret;
 	struct op *o = ud;
-	struct dom *d = suspend_step(o, err);
-	if (!d)
+	if (!suspend_step(o, err))
 		return;
 	o->state_uuid = xn_uuid_new();
 	XN_AUTOFREE char *dir = xn_sr_file_dir(o->h, o->h->local_sr_ref);
 	o->state_path = xn_asprintf("%s/%s.state", dir, o->state_uuid);
-	o->fd = open(o->state_path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
-	if (o->fd < 0) {
-		xn_error *e = NULL;
-		xn_fail_errno(&e, errno, "cannot create '%s'", o->state_path);
-		suspend_abort(o, e);
-		xn_error_free(e);
-		return;
-	}
-	xn_qmp_send_fd(d->qmp, o->fd, "xn-suspend", on_getfd, o);
-}
-
-static void on_bandwidth(void *ud, json_t *ret, const xn_error *err)
-{
-	(void)ret;
-	struct op *o = ud;
-	struct dom *d = suspend_step(o, err);
-	if (!d)
-		return;
-	xn_dom_qmp(d, "stop", NULL, on_stopped_for_suspend, o);
+	xn_vm_save_memory(o->h, o->vm, o->state_path, on_saved, o);
 }
 
 static void vm_suspend(xn_call *c)
@@ -513,10 +426,7 @@ static void vm_suspend(xn_call *c)
 	struct dom *d = o ? op_dom(o) : NULL;
 	if (!d)
 		return;
-	/* QEMU's default migration bandwidth (128 MiB/s) would make this
-	 * slow for no reason: the target is a local file. */
-	xn_dom_qmp(d, "migrate-set-parameters",
-		   json_pack("{s:I}", "max-bandwidth", (json_int_t)1 << 36), on_bandwidth, o);
+	xn_dom_qmp(d, "stop", NULL, on_stopped_for_suspend, o);
 }
 
 /* ---- resume ----------------------------------------------------------- */

@@ -26,7 +26,7 @@ struct vmcopy {
 	xn_host *h;
 	enum kind kind;
 	char *src, *name, *sr;
-	json_t *disks;            /* [[vdi ref, new location], ...] */
+	json_t *disks;            /* [[vdi ref, new location, target SR], ...] */
 	xn_vdi_fork **forks;      /* per disk, CLONE/SNAPSHOT/CHECKPOINT */
 	size_t n, next;
 	bool stopped;             /* we stopped the guest */
@@ -137,24 +137,12 @@ static json_t *new_vm_record(struct vmcopy *v, xn_changes *cs)
 /* The new VDI for disk i, added to cs (borrowed ref). */
 static const char *new_disk(struct vmcopy *v, xn_changes *cs, size_t i)
 {
-	xn_host *h = v->h;
 	if (v->forks)
 		return xn_vdi_fork_apply(v->forks[i], cs, NULL);
 	json_t *pair = json_array_get(v->disks, i);
-	const char *src = json_string_value(json_array_get(pair, 0));
-	const char *loc = json_string_value(json_array_get(pair, 1));
-	json_t *rec = json_deep_copy(xn_db_get(h->db, src));
-	static const char *reset[] = {"VBDs", "snapshots", "crash_dump", "snapshot_of",
-				      "current_operations", "allowed_operations", NULL};
-	for (size_t k = 0; reset[k]; k++)
-		json_object_del(rec, reset[k]);
-	json_object_set_new(rec, "uuid", json_string(loc));
-	json_object_set_new(rec, "location", json_string(loc));
-	json_object_set_new(rec, "SR", json_string(v->sr ? v->sr : xn_db_str(h->db, src, "SR")));
-	json_object_set_new(rec, "is_a_snapshot", json_false());
-	json_object_set_new(rec, "read_only", json_false());
-	json_object_set_new(rec, "managed", json_true());
-	json_object_set_new(rec, "sm_config", json_object());
+	json_t *rec = xn_vdi_record_copy(v->h, json_string_value(json_array_get(pair, 0)),
+					 json_string_value(json_array_get(pair, 2)),
+					 json_string_value(json_array_get(pair, 1)));
 	return xn_changes_add(cs, xn_model_class("VDI"), NULL, rec);
 }
 
@@ -217,17 +205,24 @@ static void switch_next(void *ud, xn_error *err)
 
 static void made_next(void *ud, xn_error *err);
 
+/* Remove the first n disks made. */
+static void undo_disks(struct vmcopy *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		json_t *pair = json_array_get(v->disks, i);
+		if (v->forks)
+			xn_vdi_fork_abort(v->forks[i]);
+		else
+			xn_image_remove(v->h, json_string_value(json_array_get(pair, 2)),
+					json_string_value(json_array_get(pair, 1)));
+	}
+}
+
 static void disks_made(struct vmcopy *v)
 {
 	xn_error *err = NULL;
 	if (commit_records(v, &err) < 0) {
-		for (size_t i = 0; i < v->n; i++) {
-			if (v->forks)
-				xn_vdi_fork_abort(v->forks[i]);
-			else
-				xn_image_remove(v->h, v->sr, json_string_value(json_array_get(
-								     json_array_get(v->disks, i), 1)));
-		}
+		undo_disks(v, v->n);
 		vmcopy_end(v, err);
 		return;
 	}
@@ -239,15 +234,8 @@ static void made_next(void *ud, xn_error *err)
 {
 	struct vmcopy *v = ud;
 	if (err) {
-		/* undo the disks made so far */
-		for (size_t i = 0; i + 1 < v->next; i++) {
-			if (v->forks)
-				xn_vdi_fork_abort(v->forks[i]);
-			else
-				xn_image_remove(v->h, v->sr ? v->sr : v->h->local_sr_ref,
-						json_string_value(json_array_get(
-							json_array_get(v->disks, i), 1)));
-		}
+		/* the failed disk undid itself; undo the ones before it */
+		undo_disks(v, v->next - 1);
 		vmcopy_end(v, err);
 		return;
 	}
@@ -261,10 +249,9 @@ static void made_next(void *ud, xn_error *err)
 		return;
 	}
 	json_t *pair = json_array_get(v->disks, i);
-	const char *src = json_string_value(json_array_get(pair, 0));
-	if (!v->sr)
-		v->sr = xn_strdup(xn_db_str(v->h->db, src, "SR"));
-	xn_image_copy(v->h, src, v->sr, json_string_value(json_array_get(pair, 1)), made_next, v);
+	xn_image_copy(v->h, json_string_value(json_array_get(pair, 0)),
+		      json_string_value(json_array_get(pair, 2)),
+		      json_string_value(json_array_get(pair, 1)), made_next, v);
 }
 
 static void memory_saved(void *ud, xn_error *err)
@@ -324,7 +311,8 @@ static int collect(struct vmcopy *v, json_t *ignore, xn_error **err)
 		if (skip)
 			continue;
 		XN_AUTOFREE char *loc = xn_uuid_new();
-		json_array_append_new(v->disks, json_pack("[s,s]", vdi, loc));
+		json_array_append_new(v->disks, json_pack("[s,s,s]", vdi, loc,
+							   v->sr ? v->sr : xn_db_str(h->db, vdi, "SR")));
 	}
 	v->n = json_array_size(v->disks);
 	if (v->kind == COPY)
@@ -498,16 +486,9 @@ static void revert_commit(struct revert *r)
 		}
 		if (!old || !xn_db_get(h->db, old) || json_array_size(xn_db_field(h->db, old, "VBDs")) > 1)
 			continue;
-		if (xn_vdi_children(h, old, NULL) > 0) {
-			json_t *rec = xn_changes_edit(cs, old);
-			json_object_set_new(rec, "name_label", json_string("base copy"));
-			json_object_set_new(rec, "managed", json_false());
-			json_object_set_new(rec, "read_only", json_true());
-		} else {
-			xn_changes_delete(cs, old);
+		if (xn_vdi_forget(h, cs, old))
 			json_array_append_new(gone, json_pack("[ss]", xn_db_str(h->db, old, "SR"),
 							      xn_db_str(h->db, old, "location")));
-		}
 	}
 	for (size_t k = 0; config_fields[k]; k++) {
 		json_t *val = xn_db_field(h->db, r->snap, config_fields[k]);

@@ -2,6 +2,8 @@
 reverted after the guest overwrote its data; a checkpoint (disks and
 memory) reverted, the guest's counter going on from the checkpoint."""
 
+import os
+import subprocess
 import time
 
 import xenia
@@ -72,4 +74,34 @@ def test_checkpoint_revert_resumes_the_guest_where_it_was():
     wait_for(lambda: counter(c) > now, 15, 0.5, what="the counter to go on")
     c.close()
     assert took < 10, took
+    D.xe("vm-shutdown", "uuid=" + VM, "--force")
+
+
+def test_snapshot_deleted_while_the_guest_runs_is_merged_online():
+    c = prompt()
+    c.run("echo BEFORE > /root/q; sync")
+    disk = D.xe("vbd-list", "vm-uuid=" + VM, "type=Disk", "params=vdi-uuid", "--minimal").strip()
+    parent0 = D.xe("vdi-param-get", "uuid=" + disk, "param-name=sm-config",
+                   "param-key=xenia-parent").strip()
+    snap = D.xe("vm-snapshot", "vm=" + VM, "new-name-label=gone-soon").strip()
+    # the running disk moved onto a new image above a base copy
+    assert D.xe("vdi-list", "managed=false", "--minimal").strip() != ""
+    c.run("echo AFTER > /root/q2; sync")
+    D.xe("snapshot-uninstall", "uuid=" + snap, "--force")
+    # the base copy is streamed into the running disk (QMP block-stream),
+    # which then sits on the template's image again
+    wait_for(lambda: D.xe("vdi-list", "managed=false", "--minimal").strip() == "", 60, 0.5,
+             what="the base copy to be merged into the running disk")
+    assert D.xe("vdi-param-get", "uuid=" + disk, "param-name=sm-config",
+                "param-key=xenia-parent").strip() == parent0
+    assert c.run("cat /root/q /root/q2").split() == ["BEFORE", "AFTER"]
+    loc = D.xe("vdi-param-get", "uuid=" + disk, "param-name=location").strip()
+    r = subprocess.run(["qemu-img", "check", "-U", os.path.join(D.sr_dir(), loc + ".qcow2")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    c.close()
+    D.xe("vm-shutdown", "uuid=" + VM, "--force")
+    c = prompt()
+    assert c.run("cat /root/q /root/q2").split() == ["BEFORE", "AFTER"]
+    c.close()
     D.xe("vm-shutdown", "uuid=" + VM, "--force")

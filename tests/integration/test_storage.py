@@ -215,3 +215,22 @@ def test_sr_sizes_are_true():
     assert size > used > 0
     D.xe("vdi-destroy", "uuid=" + a)
     wait_for(lambda: figures()[2] == virt0, 10, 0.2, what="virtual-allocation to drop")
+
+
+def test_vm_copy_has_full_independent_disks():
+    vm = D.install("to-copy")
+    disk = D.xe("vbd-list", "vm-uuid=" + vm, "type=Disk", "params=vdi-uuid", "--minimal").strip()
+    copy = D.xe("vm-copy", "vm=" + vm, "new-name-label=copied", "sr-uuid=" + SR).strip()
+    cdisk = D.xe("vbd-list", "vm-uuid=" + copy, "type=Disk", "params=vdi-uuid",
+                 "--minimal").strip()
+    assert cdisk and cdisk != disk
+    info = subprocess.run(["qemu-img", "info", "-U", path(cdisk)], capture_output=True,
+                          text=True).stdout
+    assert "backing file" not in info, info
+    r = subprocess.run(["qemu-img", "compare", "-U", path(disk), path(cdisk)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for v in (copy, vm):
+        D.xe("vm-uninstall", "uuid=" + v, "--force")
+    settled()
+    check_all()

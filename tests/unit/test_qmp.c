@@ -660,6 +660,50 @@ TEST(test_close_with_pending_and_from_callback)
 	fake_stop(&f);
 }
 
+/* Recorded shapes of x-debug-query-block-graph and query-named-block-nodes
+ * after a snapshot of a running disk: ov-1 (new top) over drive-0 (the
+ * old image, c.qcow2) over the template's image t.qcow2. */
+TEST(test_chain_around)
+{
+	json_t *graph = json_loads(
+		"{\"nodes\":[{\"id\":1,\"type\":\"block-backend\",\"name\":\"\"},"
+		"{\"id\":2,\"type\":\"block-driver\",\"name\":\"ov-1\"},"
+		"{\"id\":3,\"type\":\"block-driver\",\"name\":\"#block838\"},"
+		"{\"id\":4,\"type\":\"block-driver\",\"name\":\"drive-0\"},"
+		"{\"id\":5,\"type\":\"block-driver\",\"name\":\"file-0\"},"
+		"{\"id\":6,\"type\":\"block-driver\",\"name\":\"#block524\"},"
+		"{\"id\":7,\"type\":\"block-driver\",\"name\":\"#block492\"}],"
+		"\"edges\":[{\"parent\":1,\"child\":2,\"name\":\"root\"},"
+		"{\"parent\":2,\"child\":3,\"name\":\"file\"},"
+		"{\"parent\":2,\"child\":4,\"name\":\"backing\"},"
+		"{\"parent\":4,\"child\":5,\"name\":\"file\"},"
+		"{\"parent\":4,\"child\":6,\"name\":\"backing\"},"
+		"{\"parent\":6,\"child\":7,\"name\":\"file\"}]}", 0, NULL);
+	json_t *named = json_loads(
+		"[{\"node-name\":\"ov-1\",\"drv\":\"qcow2\",\"file\":\"json:{}\"},"
+		"{\"node-name\":\"#block838\",\"drv\":\"file\",\"file\":\"/sr/n.qcow2\"},"
+		"{\"node-name\":\"drive-0\",\"drv\":\"qcow2\",\"file\":\"json:{}\"},"
+		"{\"node-name\":\"file-0\",\"drv\":\"file\",\"file\":\"/sr/c.qcow2\"},"
+		"{\"node-name\":\"#block524\",\"drv\":\"qcow2\",\"file\":\"/sr/t.qcow2\"},"
+		"{\"node-name\":\"#block492\",\"drv\":\"file\",\"file\":\"/sr/t.qcow2\"}]",
+		0, NULL);
+	const char *above = NULL, *base = NULL, *below = NULL;
+	CHECK(xn_qmp_chain_around(graph, named, "c.qcow2", &above, &base, &below));
+	CHECK_STR(above, "ov-1");
+	CHECK_STR(base, "drive-0");
+	CHECK_STR(below, "#block524");
+	/* the bottom of the chain has nothing below it */
+	CHECK(xn_qmp_chain_around(graph, named, "t.qcow2", &above, &base, &below));
+	CHECK_STR(above, "drive-0");
+	CHECK(below == NULL);
+	/* the top has nothing above it; names match whole file names only */
+	CHECK(!xn_qmp_chain_around(graph, named, "n.qcow2", &above, &base, &below));
+	CHECK(!xn_qmp_chain_around(graph, named, "c.qcow2x", &above, &base, &below));
+	CHECK(!xn_qmp_chain_around(graph, named, "t.qcow", &above, &base, &below));
+	json_decref(graph);
+	json_decref(named);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -674,6 +718,7 @@ int main(void)
 	RUN(test_socket_never_appears);
 	RUN(test_fake_split_batched_long_truncated);
 	RUN(test_close_with_pending_and_from_callback);
+	RUN(test_chain_around);
 	xn_rm_rf(dir, NULL);
 	uv_run(&loop, UV_RUN_NOWAIT);
 	CHECK(uv_loop_close(&loop) == 0);
