@@ -272,7 +272,7 @@ static bool vdi_only_used_by(xe_ctx *ctx, json_t *vdi, const char *vm)
 	return true;
 }
 
-/* The read-write disks only this VM uses, plus its suspend image. */
+/* The read-write disks only this VM uses. */
 static char **disks_to_destroy(xe_ctx *ctx, xe_rec *r, xn_error **err)
 {
 	char **vdis = xn_strv_new();
@@ -294,16 +294,15 @@ static char **disks_to_destroy(xe_ctx *ctx, xe_rec *r, xn_error **err)
 		json_decref(vdi);
 		json_decref(vbd);
 	}
-	const char *suspend = json_string_value(json_object_get(r->json, "suspend_VDI"));
-	if (suspend && !xn_ref_is_null(suspend))
-		xn_strv_push(&vdis, suspend);
-	return vdis;
+	return vdis; /* VM.destroy removes the suspend image itself */
 }
 
 static int uninstall_one(xe_ctx *ctx, xe_rec *r, xn_error **err)
 {
+	/* a checkpoint is "Suspended" but runs nowhere: only its image goes */
 	const char *power = json_string_value(json_object_get(r->json, "power_state"));
-	if (power && strcasecmp(power, "Halted") != 0 &&
+	bool snapshot = json_is_true(json_object_get(r->json, "is_a_snapshot"));
+	if (power && strcasecmp(power, "Halted") != 0 && !snapshot &&
 	    vm_call_void(ctx, "hard_shutdown", json_pack("[s]", r->ref), err) < 0)
 		return -1;
 	XN_AUTOSTRV char **vdis = disks_to_destroy(ctx, r, err);

@@ -229,9 +229,25 @@ static void on_qmp_event(void *ud, const char *name, json_t *data)
 		json_t *ps = xn_db_field(d->h->db, d->ref, "power_state");
 		const char *want = name[0] == 'S' ? "Paused" : "Running";
 		bool busy = json_object_size(xn_db_field(d->h->db, d->ref, "current_operations")) > 0;
-		if (!busy && json_is_string(ps) && strcmp(json_string_value(ps), "Suspended") != 0 &&
-		    strcmp(json_string_value(ps), want) != 0 && !d->expected)
-			xn_db_set(d->h->db, d->ref, "power_state", json_string(want), NULL);
+		if (busy || !json_is_string(ps) || strcmp(json_string_value(ps), "Suspended") == 0 ||
+		    strcmp(json_string_value(ps), want) == 0 || d->expected)
+			return;
+		xn_info("vm %s: %s by QEMU", d->uuid, name[0] == 'S' ? "paused" : "resumed");
+		xn_changes *cs = xn_changes_new(d->h->db);
+		xn_changes_set(cs, d->ref, "power_state", json_string(want));
+		xn_vm_refresh_allowed(cs, d->ref);
+		xn_error *err = NULL;
+		if (xn_db_commit(d->h->db, cs, &err) < 0) {
+			xn_warn("vm %s: cannot record the pause: %s", d->uuid, err->message);
+			xn_error_free(err);
+		}
+	} else if (strcmp(name, "BLOCK_IO_ERROR") == 0) {
+		json_t *ns = json_object_get(data, "nospace");
+		xn_warn("vm %s: I/O error on disk %s (%s)%s: %s", d->uuid,
+			json_string_value(json_object_get(data, "device")) ?: "?",
+			json_string_value(json_object_get(data, "operation")) ?: "?",
+			json_is_true(ns) ? ", no space left on its SR" : "",
+			json_string_value(json_object_get(data, "reason")) ?: "");
 	}
 }
 
