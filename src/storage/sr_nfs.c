@@ -33,6 +33,7 @@
 #include <nfsc/libnfs.h>
 #include <nfsc/libnfs-raw-nfs.h>
 
+#include "util/log.h"
 #include "util/uuid.h"
 
 #define NFS_TIMEOUT_MS 10000
@@ -476,10 +477,25 @@ static int nfs_lock(const xn_sr_conf *c, const char *file, const char *owner, xn
 	return conn_fail(&k, -EAGAIN, "lock", lock, err);
 }
 
-static int nfs_unlock(const xn_sr_conf *c, const char *file, xn_error **err)
+static int nfs_unlock(const xn_sr_conf *c, const char *file, const char *owner, xn_error **err)
 {
+	AUTOCONN nfs_conn k = {0};
+	if (conn_open(c, &k, err) < 0)
+		return -1;
 	XN_AUTOFREE char *lock = xn_asprintf("%s" LOCK_SUFFIX, file);
-	return nfs_remove(c, lock, err);
+	XN_AUTOFREE char *path = conn_path(&k, lock);
+	int rc = 0;
+	XN_AUTOFREE char *holder = lock_read(&k, path, &rc);
+	if (!holder)
+		return rc == -ENOENT ? 0 : conn_fail(&k, rc, "read lock", lock, err);
+	if (strcmp(holder, owner) != 0) {
+		xn_warn("nfs: lock %s is held by '%s', not by '%s': left alone", lock, holder, owner);
+		return 0;
+	}
+	rc = nfs_unlink(k.nfs, path);
+	if (rc < 0 && rc != -ENOENT)
+		return conn_fail(&k, rc, "unlock", lock, err);
+	return 0;
 }
 
 const xn_sr_ops xn_sr_nfs_ops = {

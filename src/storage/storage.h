@@ -55,7 +55,9 @@ typedef struct xn_sr_ops {
 	 * across hosts; VDI_IN_USE if someone else holds it. NULL for SRs
 	 * whose files QEMU locks itself. Blocking. */
 	int (*lock)(const xn_sr_conf *c, const char *file, const char *owner, xn_error **err);
-	int (*unlock)(const xn_sr_conf *c, const char *file, xn_error **err);
+	/* Release owner's lock on file; a lock someone else holds, or none,
+	 * is left as it is. Blocking. */
+	int (*unlock)(const xn_sr_conf *c, const char *file, const char *owner, xn_error **err);
 } xn_sr_ops;
 
 extern const xn_sr_ops xn_sr_file_ops;
@@ -123,6 +125,19 @@ char *xn_sr_file_dir(xn_host *h, const char *sr_ref);
  * (start-up path, synchronous). Returns the VDI ref (borrowed from cs). */
 const char *xn_vdi_import_sync(xn_host *h, xn_changes *cs, const char *sr_ref,
 			       const char *src, const char *name, xn_error **err);
+
+/* ---- the toolstack's lock on disks of shared SRs (lock.c) ------------ */
+
+/* The lock a VM holds on a VDI it opens writable, as {"sr", "file",
+ * "owner"} (new reference), or NULL when the VDI's SR needs none
+ * (QEMU locks local image files itself). */
+json_t *xn_vdi_lock_key(xn_host *h, const char *vdi_ref, const char *vm_ref);
+/* Take it (VDI_IN_USE naming the holder if another VM or host has it);
+ * calls run one at a time, in order. */
+void xn_vdi_lock(xn_host *h, json_t *key, xn_storage_done done, void *ud);
+/* Release it in the background, after the calls made before (errors are
+ * logged; a lock someone else holds is left alone). */
+void xn_vdi_unlock(xn_host *h, json_t *key);
 
 /* ---- images (vdi.c): qemu-img in child processes, never on the loop -- */
 

@@ -77,6 +77,7 @@ static void dom_free(struct dom *d)
 	free(d->uuid);
 	free(d->run_dir);
 	free(d->shutdown_reason);
+	json_decref(d->locks);
 	free(d);
 }
 
@@ -172,6 +173,7 @@ static void dom_gone(struct dom *d)
 		start_finish(s, e);
 	}
 	xn_rm_rf(d->run_dir, NULL);
+	xn_vm_disk_release(h, d->locks, NULL);
 	if (d->on_exit)
 		d->on_exit(d, d->on_exit_ud);
 	else
@@ -230,7 +232,7 @@ static void on_qmp_event(void *ud, const char *name, json_t *data)
 		const char *want = name[0] == 'S' ? "Paused" : "Running";
 		bool busy = json_object_size(xn_db_field(d->h->db, d->ref, "current_operations")) > 0;
 		if (busy || !json_is_string(ps) || strcmp(json_string_value(ps), "Suspended") == 0 ||
-		    strcmp(json_string_value(ps), want) == 0 || d->expected)
+		    strcmp(json_string_value(ps), want) == 0 || d->expected || d->starting)
 			return;
 		xn_info("vm %s: %s by QEMU", d->uuid, name[0] == 'S' ? "paused" : "resumed");
 		xn_changes *cs = xn_changes_new(d->h->db);
@@ -521,8 +523,78 @@ bool xn_vbd_writable(xn_host *h, const char *vbd_ref)
 	       xn_db_get(h->db, vdi) && !xn_db_bool(h->db, vdi, "read_only");
 }
 
+/* ---- disks a VM opens: prepared, and locked on shared SRs ------------- */
+
+struct acquire {
+	xn_host *h;
+	json_t *key, *locks;
+	xn_storage_done done;
+	void *ud;
+};
+
+static void acquire_locked(void *ud, xn_error *err)
+{
+	struct acquire *a = ud;
+	if (!err)
+		json_array_append(a->locks, a->key);
+	a->done(a->ud, err);
+	json_decref(a->key);
+	json_decref(a->locks);
+	free(a);
+}
+
+static void acquire_prepared(void *ud, xn_error *err)
+{
+	struct acquire *a = ud;
+	if (err || !a->key) {
+		acquire_locked(a, err);
+		return;
+	}
+	xn_vdi_lock(a->h, a->key, acquire_locked, a);
+}
+
+void xn_vm_disk_acquire(xn_host *h, const char *vm_ref, const char *vbd_ref, json_t *locks,
+			xn_storage_done done, void *ud)
+{
+	const char *vdi = xn_db_str(h->db, vbd_ref, "VDI");
+	bool writable = xn_vbd_writable(h, vbd_ref);
+	struct acquire *a = xn_calloc(1, sizeof(*a));
+	*a = (struct acquire){.h = h, .key = writable ? xn_vdi_lock_key(h, vdi, vm_ref) : NULL,
+			      .locks = json_incref(locks), .done = done, .ud = ud};
+	xn_vdi_prepare_attach(h, vdi, writable, acquire_prepared, a);
+}
+
+void xn_vm_disk_release(xn_host *h, json_t *locks, const char *vdi_uuid)
+{
+	for (size_t i = json_array_size(locks); i-- > 0;) {
+		json_t *key = json_array_get(locks, i);
+		if (vdi_uuid && !xn_streq(json_string_value(json_object_get(key, "file")), vdi_uuid))
+			continue;
+		xn_vdi_unlock(h, key);
+		json_array_remove(locks, i);
+	}
+}
+
+/* The locks a VM holds on its attached disks, from its records (a daemon
+ * restart) and, with all, on every disk it would open writable. */
+static json_t *recorded_locks(xn_host *h, const char *vm_ref, bool all)
+{
+	json_t *locks = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach(xn_db_field(h->db, vm_ref, "VBDs"), i, v) {
+		const char *vbd = json_string_value(v);
+		if (!xn_vbd_writable(h, vbd) || (!all && !xn_db_bool(h->db, vbd, "currently_attached")))
+			continue;
+		json_t *key = xn_vdi_lock_key(h, xn_db_str(h->db, vbd, "VDI"), vm_ref);
+		if (key)
+			json_array_append_new(locks, key);
+	}
+	return locks;
+}
+
 static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
-		      dom_started_fn done, void *ud);
+		      json_t *locks, dom_started_fn done, void *ud);
 
 /* Before the argv: every disk prepared by storage, one after the other. */
 struct prepare {
@@ -531,6 +603,7 @@ struct prepare {
 	bool paused;
 	int fd;
 	json_t *vbds;     /* refs of the VBDs with a disk */
+	json_t *locks;    /* the locks taken so far */
 	size_t next;
 	dom_started_fn done;
 	void *ud;
@@ -542,17 +615,18 @@ static void prepare_next(void *ud, xn_error *err)
 	xn_host *h = p->h;
 	if (!err && p->next < json_array_size(p->vbds)) {
 		const char *vbd = json_string_value(json_array_get(p->vbds, p->next++));
-		xn_vdi_prepare_attach(h, xn_db_str(h->db, vbd, "VDI"), xn_vbd_writable(h, vbd),
-				      prepare_next, p);
+		xn_vm_disk_acquire(h, p->vm, vbd, p->locks, prepare_next, p);
 		return;
 	}
 	if (err) {
 		if (p->fd >= 0)
 			close(p->fd);
+		xn_vm_disk_release(h, p->locks, NULL);
 		p->done(p->ud, err);
 	} else {
-		dom_spawn(h, p->vm, p->paused, p->fd, p->done, p->ud);
+		dom_spawn(h, p->vm, p->paused, p->fd, p->locks, p->done, p->ud);
 	}
+	json_decref(p->locks);
 	json_decref(p->vbds);
 	free(p->vm);
 	free(p);
@@ -563,7 +637,8 @@ void xn_dom_start(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
 {
 	struct prepare *p = xn_calloc(1, sizeof(*p));
 	*p = (struct prepare){.h = h, .vm = xn_strdup(vm_ref), .paused = paused,
-			      .fd = incoming_fd, .vbds = json_array(), .done = done, .ud = ud};
+			      .fd = incoming_fd, .vbds = json_array(), .locks = json_array(),
+			      .done = done, .ud = ud};
 	size_t i;
 	json_t *v;
 	json_array_foreach(xn_db_field(h->db, vm_ref, "VBDs"), i, v) {
@@ -575,8 +650,9 @@ void xn_dom_start(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
 	prepare_next(p, NULL);
 }
 
+/* locks: taken over by the domain, released if it cannot start. */
 static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
-		      dom_started_fn done, void *ud)
+		      json_t *locks, dom_started_fn done, void *ud)
 {
 	XN_AUTOCLOSE int fd = incoming_fd;
 	json_t *vm = xn_db_get(h->db, vm_ref);
@@ -593,6 +669,7 @@ static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_
 	json_decref(nodes);
 	if (!argv || xn_rm_rf(run_dir, &err) < 0 || xn_mkdir_p(run_dir, 0700, &err) < 0) {
 		json_decref(vbds);
+		xn_vm_disk_release(h, locks, NULL);
 		done(ud, err);
 		return;
 	}
@@ -608,6 +685,7 @@ static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_
 	d->proc = xn_qemu_spawn(h->loop, &o, &err);
 	if (!d->proc) {
 		json_decref(vbds);
+		xn_vm_disk_release(h, locks, NULL);
 		free(d->ref);
 		free(d->uuid);
 		free(d->run_dir);
@@ -616,6 +694,7 @@ static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_
 		return;
 	}
 	d->pid = xn_qemu_proc_pid(d->proc);
+	d->locks = json_incref(locks);
 	xn_qemu_proc_identity(d->pid, &d->ticks, NULL);
 	d->next = doms;
 	doms = d;
@@ -740,6 +819,7 @@ static void reattach(xn_host *h, const char *vm_ref, pid_t pid, uint64_t ticks,
 	d->run_dir = xn_strdup(run_dir);
 	d->pid = pid;
 	d->ticks = ticks;
+	d->locks = recorded_locks(h, vm_ref, false);
 	d->next = doms;
 	doms = d;
 	connect_qmp(d);
@@ -805,6 +885,9 @@ static int reconcile(xn_host *h, xn_error **err)
 			xn_warn("vm %s: its QEMU is gone: the VM is halted", uuid);
 		}
 		xn_rm_rf(json_string_value(json_object_get(v, "run_dir")), NULL);
+		json_t *locks = recorded_locks(h, vm, true);
+		xn_vm_disk_release(h, locks, NULL);
+		json_decref(locks);
 		record_halted(h, cs, vm, true);
 		xn_changes_delete(cs, k);
 	}

@@ -6,6 +6,7 @@
 
 #include "engine/qemu_proc.h"
 #include "engine/qmp.h"
+#include "storage/storage.h"
 #include "vm/vm.h"
 
 struct dom;
@@ -31,6 +32,7 @@ struct dom {
 	struct start *starting;     /* the start in progress, if any */
 	dom_exit_fn on_exit;
 	void *on_exit_ud;
+	json_t *locks;              /* toolstack locks held on its disks (lock.c keys) */
 	struct dom *next;
 };
 
@@ -60,6 +62,14 @@ void xn_dom_disk_node(struct dom *d, const char *userdevice, xn_dom_node_fn fn, 
 /* Whether a VBD opens its disk writable: a Disk in mode RW on a VDI
  * not marked read_only. */
 bool xn_vbd_writable(xn_host *h, const char *vbd_ref);
+/* Prepare the disk of vbd_ref for vm_ref to open (xn_vdi_prepare_attach)
+ * and, when it is opened writable on an SR with a toolstack lock, take
+ * the lock and append its key to locks. */
+void xn_vm_disk_acquire(xn_host *h, const char *vm_ref, const char *vbd_ref, json_t *locks,
+			xn_storage_done done, void *ud);
+/* Release the locks in locks on VDI vdi_uuid (every one if NULL) and
+ * remove them from the array. */
+void xn_vm_disk_release(xn_host *h, json_t *locks, const char *vdi_uuid);
 /* QEMU reported DEVICE_DELETED for device id `dev` of d (vm_vbd.c):
  * the end of a hot-unplug, even one whose caller stopped waiting. */
 void xn_vbd_device_deleted(struct dom *d, const char *dev);

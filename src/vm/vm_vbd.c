@@ -50,6 +50,7 @@ struct vbd_op {
 	json_t *file, *drive;   /* plug, insert: the nodes to add */
 	json_t *dev;            /* plug: the device to add (bus set once known) */
 	json_t *nodes;          /* nodes to delete, in order */
+	json_t *locks;          /* plug: toolstack locks taken, the domain's once plugged */
 	size_t next;            /* in nodes */
 	size_t step;            /* insert, eject: the next QMP step */
 	bool requested;         /* unplug: device_del answered */
@@ -105,6 +106,8 @@ static void op_free(struct vbd_op *o)
 	json_decref(o->drive);
 	json_decref(o->dev);
 	json_decref(o->nodes);
+	xn_vm_disk_release(o->h, o->locks, NULL);
+	json_decref(o->locks);
 	free(o);
 }
 
@@ -302,6 +305,11 @@ static void plug_device_added(void *ud, json_t *ret, const xn_error *err)
 	}
 	xn_info("vbd: VM %s: disk %s hot-plugged on %s", xn_db_str(o->h->db, o->vm, "uuid"),
 		o->userdevice, o->port);
+	struct dom *d = xn_dom_find(o->h, o->vm);
+	if (d) { /* the domain holds the disk's lock from now on */
+		json_array_extend(d->locks, o->locks);
+		json_array_clear(o->locks);
+	}
 	commit_vbd(o, json_pack("{s:b}", "currently_attached", 1));
 }
 
@@ -408,7 +416,8 @@ static void vbd_plug(xn_call *c)
 	}
 	struct vbd_op *o = op_new(c, "plug", vbd);
 	o->vdi = xn_strdup(xn_db_str(h->db, vbd, "VDI"));
-	xn_vdi_prepare_attach(h, o->vdi, xn_vbd_writable(h, vbd), plug_prepared, o);
+	o->locks = json_array();
+	xn_vm_disk_acquire(h, o->vm, vbd, o->locks, plug_prepared, o);
 }
 
 /* ---- VBD.unplug ----------------------------------------------------------- */
@@ -416,6 +425,10 @@ static void vbd_plug(xn_call *c)
 static void unplug_detached(struct vbd_op *o)
 {
 	xn_info("vbd: VM %s: disk %s unplugged", xn_db_str(o->h->db, o->vm, "uuid"), o->userdevice);
+	struct dom *d = xn_dom_find(o->h, o->vm);
+	const char *vdi = xn_db_str(o->h->db, o->vbd, "VDI");
+	if (d && !xn_ref_is_null(vdi))
+		xn_vm_disk_release(o->h, d->locks, xn_db_str(o->h->db, vdi, "uuid"));
 	commit_vbd(o, json_pack("{s:b}", "currently_attached", 0));
 }
 

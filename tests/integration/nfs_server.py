@@ -25,6 +25,7 @@ Do not change the exported directory's files behind the server's back
 removed locally may still look present over NFS for a while. Reading
 them locally is fine."""
 
+import ctypes
 import os
 import shutil
 import signal
@@ -161,6 +162,21 @@ class NfsServer:
         """The nfs:// URL of path (relative to the export), as qemu-img
         and nfs-ls take it."""
         return "nfs://%s%s/%s" % (self.host, self.export, path)
+
+    def remove(self, path):
+        """Remove path (relative to the export) over NFS, as another
+        client would (a local unlink hides behind ganesha's cache)."""
+        nfs = ctypes.CDLL("libnfs.so.13")
+        nfs.nfs_init_context.restype = ctypes.c_void_p
+        ctx = nfs.nfs_init_context()
+        assert ctx, "nfs_init_context failed"
+        try:
+            rc = nfs.nfs_mount(ctypes.c_void_p(ctx), self.host.encode(), self.export.encode())
+            assert rc == 0, "nfs_mount: %d" % rc
+            rc = nfs.nfs_unlink(ctypes.c_void_p(ctx), ("/" + path).encode())
+            assert rc == 0, "nfs_unlink %s: %d" % (path, rc)
+        finally:
+            nfs.nfs_destroy_context(ctypes.c_void_p(ctx))
 
     def path(self, *parts):
         """The local path of a file in the export."""
