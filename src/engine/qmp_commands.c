@@ -181,6 +181,16 @@ const char *xn_qmp_block_node_of(json_t *query_block, const char *id)
 	return NULL;
 }
 
+json_t *xn_qmp_block_inserted_of(json_t *query_block, const char *id)
+{
+	size_t i;
+	json_t *b;
+	json_array_foreach(query_block, i, b)
+		if (qdev_is(json_string_value(json_object_get(b, "qdev")), id))
+			return json_object_get(b, "inserted");
+	return NULL;
+}
+
 /* The device with qdev id `id` among a bus's devices, recursively. */
 static json_t *pci_find(json_t *devices, const char *id)
 {

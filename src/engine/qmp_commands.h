@@ -69,6 +69,9 @@ void xn_qmp_closefd(xn_qmp *q, const char *fdname, xn_qmp_done_fn fn, void *ud);
  * has no medium. A snapshot may have put a new overlay on top, so this,
  * not the name given at start, is the device's current top node. */
 const char *xn_qmp_block_node_of(json_t *query_block, const char *id);
+/* query-block: the "inserted" object (the medium: node-name, file,
+ * image) of device `id` (borrowed), NULL if none. */
+json_t *xn_qmp_block_inserted_of(json_t *query_block, const char *id);
 /* query-pci: whether the PCI bridge (e.g. a pcie-root-port) with qdev id
  * `id` exists and has no device below it. */
 bool xn_qmp_pci_port_free(json_t *query_pci, const char *id);

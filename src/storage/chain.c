@@ -108,6 +108,7 @@ static void merged(void *ud, xn_error *err)
 			err->message);
 	xn_error_free(err);
 	if (ok) {
+		xn_fault_point("merge-before-commit");
 		xn_changes *cs = xn_changes_new(h->db);
 		json_t *child = xn_changes_edit(cs, m->child);
 		json_t *smc = json_deep_copy(xn_db_field(h->db, m->base, "sm_config"));

@@ -424,6 +424,8 @@ static void fork_made(void *ud, xn_error *err)
 		return;
 	xn_error *e = f->err;
 	f->err = NULL;
+	if (!e)
+		xn_fault_point("fork-images-made");
 	if (e)
 		xn_vdi_fork_abort(f);
 	f->done(f->ud, e);
@@ -539,6 +541,7 @@ void xn_vdi_fork_switch(xn_vdi_fork *f, xn_storage_done done, void *ud)
 			done(ud, NULL);
 		return;
 	}
+	xn_fault_point("fork-before-switch");
 	xn_vm_disk_switch(f->h, f->vbd, f->leaf, switched, f);
 }
 

@@ -1,6 +1,7 @@
 /* util.c: allocation wrappers, string vectors and buffers (util.h). */
 #include "util/util.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,4 +218,13 @@ double xn_wall_time(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void xn_fault_point(const char *name)
+{
+	const char *want = getenv("XENIA_FAULT");
+	if (want && strcmp(want, name) == 0) {
+		fprintf(stderr, "fault point %s: dying\n", name);
+		raise(SIGKILL);
+	}
 }

@@ -70,6 +70,11 @@ void xn_buf_consume(xn_buf *b, size_t n);   /* drop n bytes from the front */
 void xn_buf_reset(xn_buf *b);
 char *xn_buf_steal(xn_buf *b);              /* NUL-terminated; b emptied */
 
+/* Fault injection for tests: when the environment variable XENIA_FAULT
+ * names this point, the process dies here at once (SIGKILL), as in a
+ * crash or a kill -9. */
+void xn_fault_point(const char *name);
+
 /* Monotonic and wall clocks. */
 uint64_t xn_now_ms(void);           /* monotonic, milliseconds */
 double xn_wall_time(void);          /* seconds since the epoch */

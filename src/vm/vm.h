@@ -48,6 +48,11 @@ void xn_vm_disk_switch(xn_host *h, const char *vbd_ref, const char *location,
  * (QMP block-stream), so that base_file drops out of the chain. */
 void xn_vm_disk_stream(xn_host *h, const char *vbd_ref, const char *base_file,
 		       xn_vm_disk_done done, void *ud);
+/* After a daemon restart, for a re-attached VM: a disk whose QEMU still
+ * writes the image the records made a base copy (the previous daemon
+ * died between a snapshot's commit and its switch) is switched onto the
+ * VDI's recorded image, an empty overlay of it. Then done. */
+void xn_vm_disks_reconcile(xn_host *h, const char *vm_ref, xn_vm_disk_done done, void *ud);
 /* Save the (stopped) VM's memory and device state to path (migrate to
  * an fd, bandwidth unlimited, fsync'ed). */
 void xn_vm_save_memory(xn_host *h, const char *vm_ref, const char *path, xn_vm_disk_done done,

@@ -15,6 +15,7 @@
 #include "engine/qmp_commands.h"
 #include "storage/storage.h"
 #include "util/log.h"
+#include "util/uuid.h"
 
 bool xn_vm_has_qemu(xn_host *h, const char *vm_ref)
 {
@@ -29,7 +30,13 @@ struct disk_op {
 	xn_vm_disk_done done;
 	void *ud;
 	int polls;
+	bool streaming;         /* holds its VM's place in `streams` */
 };
+
+/* VMs with a stream in progress: one at a time per VM, so that no
+ * query-named-block-nodes meets another disk's finished job (see
+ * stream_idle). */
+static json_t *streams;
 
 /* A copy of a borrowed error (QMP replies lend theirs), NULL for NULL. */
 static xn_error *error_copy(const xn_error *err)
@@ -44,6 +51,8 @@ static xn_error *error_copy(const xn_error *err)
 
 static void disk_op_end(struct disk_op *o, const xn_error *err)
 {
+	if (o->streaming)
+		json_object_del(streams, o->vm);
 	o->done(o->ud, error_copy(err));
 	free(o->vm);
 	free(o->userdevice);
@@ -144,6 +153,87 @@ void xn_vm_disk_switch(xn_host *h, const char *vbd_ref, const char *location,
 		xn_dom_disk_node(d, o->userdevice, switch_top_known, o);
 }
 
+/* ---- reconcile: disks left on a base copy by a daemon that died ------------- */
+
+struct reconcile {
+	xn_host *h;
+	char *vm;
+	json_t *todo;           /* [vbd, location] pairs still to switch */
+	xn_vm_disk_done done;
+	void *ud;
+};
+
+static void reconcile_next(void *ud, xn_error *err)
+{
+	struct reconcile *r = ud;
+	if (err) {
+		xn_warn("vm %s: cannot move a disk onto its recorded image: %s",
+			xn_db_str(r->h->db, r->vm, "uuid"), err->message);
+		xn_error_free(err);
+	}
+	json_t *pair = json_array_get(r->todo, 0);
+	if (pair) {
+		XN_AUTOFREE char *vbd = xn_strdup(json_string_value(json_array_get(pair, 0)));
+		XN_AUTOFREE char *loc = xn_strdup(json_string_value(json_array_get(pair, 1)));
+		json_array_remove(r->todo, 0);
+		xn_vm_disk_switch(r->h, vbd, loc, reconcile_next, r);
+		return;
+	}
+	r->done(r->ud, NULL);
+	json_decref(r->todo);
+	free(r->vm);
+	free(r);
+}
+
+static void reconcile_blocks(void *ud, json_t *ret, const xn_error *err)
+{
+	struct reconcile *r = ud;
+	xn_host *h = r->h;
+	size_t i;
+	json_t *v;
+	json_array_foreach(err ? NULL : xn_db_field(h->db, r->vm, "VBDs"), i, v) {
+		const char *vbd = json_string_value(v);
+		const char *vdi = xn_db_str(h->db, vbd, "VDI");
+		if (!xn_db_bool(h->db, vbd, "currently_attached") || xn_ref_is_null(vdi) ||
+		    !xn_db_get(h->db, vdi))
+			continue;
+		XN_AUTOFREE char *id = xn_asprintf("vbd-%s", xn_db_str(h->db, vbd, "userdevice"));
+		json_t *ins = xn_qmp_block_inserted_of(ret, id);
+		const char *loc = xn_db_str(h->db, vdi, "location");
+		const char *parent = json_string_value(
+			json_object_get(xn_db_field(h->db, vdi, "sm_config"), "xenia-parent"));
+		XN_AUTOFREE char *leaf = xn_location_file(loc);
+		const char *top = json_string_value(json_object_get(json_object_get(ins, "image"),
+								    "filename"));
+		if (!top || strstr(top, leaf))
+			continue;
+		XN_AUTOFREE char *pfile = parent ? xn_location_file(parent) : NULL;
+		if (pfile && strstr(top, pfile)) {
+			xn_warn("vm %s: disk %s still writes '%s', recorded as a base copy: switching "
+				"it to '%s'",
+				xn_db_str(h->db, r->vm, "uuid"), id + 4, pfile, leaf);
+			json_array_append_new(r->todo, json_pack("[s,s]", vbd, loc));
+		} else {
+			xn_warn("vm %s: disk %s runs on '%s', not on its recorded image '%s'",
+				xn_db_str(h->db, r->vm, "uuid"), id + 4, top, leaf);
+		}
+	}
+	reconcile_next(r, NULL);
+}
+
+void xn_vm_disks_reconcile(xn_host *h, const char *vm_ref, xn_vm_disk_done done, void *ud)
+{
+	struct dom *d = xn_dom_find(h, vm_ref);
+	if (!d || !d->qmp) {
+		done(ud, NULL);
+		return;
+	}
+	struct reconcile *r = xn_calloc(1, sizeof(*r));
+	*r = (struct reconcile){.h = h, .vm = xn_strdup(vm_ref), .todo = json_array(),
+				.done = done, .ud = ud};
+	xn_dom_qmp(d, "query-block", NULL, reconcile_blocks, r);
+}
+
 /* ---- stream: a backing image merged into the image above it ---------------- */
 
 static void stream_poll(uv_timer_t *t);
@@ -175,6 +265,67 @@ static void ignore_reply(void *ud, json_t *ret, const xn_error *err)
 {
 }
 
+/* A block node of QEMU that names file (its image, its protocol node's
+ * options, its backing file name), or NULL. */
+static const char *qemu_mentions(json_t *named, const char *file)
+{
+	size_t i;
+	json_t *n;
+	json_array_foreach(named, i, n) {
+		XN_AUTOFREE char *text = json_dumps(n, JSON_COMPACT);
+		if (text && strstr(text, file))
+			return json_string_value(json_object_get(n, "node-name"));
+	}
+	return NULL;
+}
+
+static void stream_checked(void *ud, json_t *ret, const xn_error *err)
+{
+	struct disk_op *o = ud;
+	const char *node = err ? NULL : qemu_mentions(ret, o->base_file);
+	xn_error *e = NULL;
+	if (node)
+		xn_fail_internal(&e, "'%s' is out of disk %s's chain, but QEMU's node '%s' still "
+				 "has it open", o->base_file, o->userdevice, node);
+	disk_op_end(o, err ? err : e);
+	xn_error_free(e);
+}
+
+/* base_file is out of the disk's chain: delete the nodes QEMU still has
+ * on it (the disk's nodes from its start stay until deleted, and keep
+ * the file open, its space taken), format nodes first; QEMU refuses to
+ * delete a node in use. Then check that none is left. */
+static void stream_close(struct disk_op *o, json_t *named)
+{
+	struct dom *d = disk_dom(o);
+	if (!d)
+		return;
+	for (int pass = 0; pass < 2; pass++) {
+		size_t i;
+		json_t *n;
+		json_array_foreach(named, i, n) {
+			XN_AUTOFREE char *text = json_dumps(n, JSON_COMPACT);
+			bool format = xn_streq(json_string_value(json_object_get(n, "drv")), "qcow2");
+			if (!text || !strstr(text, o->base_file) || format != (pass == 0))
+				continue;
+			xn_dom_qmp(d, "blockdev-del",
+				   json_pack("{s:O}", "node-name", json_object_get(n, "node-name")),
+				   ignore_reply, NULL);
+		}
+	}
+	xn_dom_qmp(d, "query-named-block-nodes", json_pack("{s:b}", "flat", 1), stream_checked, o);
+}
+
+static void stream_after_named(void *ud, json_t *ret, const xn_error *err)
+{
+	struct disk_op *o = ud;
+	if (err) {
+		disk_op_end(o, err);
+		return;
+	}
+	stream_close(o, ret);
+}
+
 static void stream_jobs(void *ud, json_t *ret, const xn_error *err)
 {
 	struct disk_op *o = ud;
@@ -194,9 +345,15 @@ static void stream_jobs(void *ud, json_t *ret, const xn_error *err)
 			if (d && d->qmp)
 				xn_dom_qmp(d, "job-dismiss", json_pack("{s:s}", "id", o->job),
 					   ignore_reply, NULL);
+			if (!e && d && d->qmp) {
+				/* after the dismiss (see stream_idle) */
+				xn_dom_qmp(d, "query-named-block-nodes", json_pack("{s:b}", "flat", 1),
+					   stream_after_named, o);
+				return;
+			}
 			xn_error *x = NULL;
-			if (e)
-				xn_fail(&x, "SR_BACKEND_FAILURE", "block-stream", e, "", NULL);
+			xn_fail(&x, "SR_BACKEND_FAILURE", "block-stream", e ? e : "the VM stopped",
+				"", NULL);
 			disk_op_end(o, x);
 			xn_error_free(x);
 			return;
@@ -225,6 +382,8 @@ static void stream_started(void *ud, json_t *ret, const xn_error *err)
 {
 	struct disk_op *o = ud;
 	struct dom *d = disk_step(o, err);
+	if (d)
+		xn_fault_point("stream-started");
 	if (d)
 		xn_dom_qmp(d, "query-jobs", NULL, stream_jobs, o);
 }
@@ -259,10 +418,11 @@ static void stream_graph(void *ud, json_t *ret, const xn_error *err)
 	if (!d)
 		return;
 	if (!found) {
-		xn_error *e = NULL;
-		xn_fail_internal(&e, "image '%s' is not in the running disk's chain", o->base_file);
-		disk_op_end(o, e);
-		xn_error_free(e);
+		/* Streamed already (by a previous daemon, whose job QEMU
+		 * finished alone): close what is left of it. */
+		xn_info("vm %s: '%s' is no longer in disk %s's chain: merged before", o->vm,
+			o->base_file, o->userdevice);
+		stream_close(o, o->named);
 		return;
 	}
 	o->job = xn_asprintf("stream-%s", above);
@@ -285,15 +445,77 @@ static void stream_nodes(void *ud, json_t *ret, const xn_error *err)
 	xn_dom_qmp(d, "x-debug-query-block-graph", NULL, stream_graph, o);
 }
 
+static void stream_idle(void *ud, json_t *ret, const xn_error *err);
+
+static void stream_idle_poll(uv_timer_t *t)
+{
+	struct disk_op *o = poll_done(t);
+	struct dom *d = disk_dom(o);
+	if (d)
+		xn_dom_qmp(d, "query-jobs", NULL, stream_idle, o);
+}
+
+/* Before looking at the nodes: no block job may run, and none may be
+ * left concluded (QEMU 7.2 crashes in query-named-block-nodes while a
+ * finished stream job is not dismissed). Jobs of a previous daemon are
+ * waited for, or dismissed. */
+static void stream_idle(void *ud, json_t *ret, const xn_error *err)
+{
+	struct disk_op *o = ud;
+	struct dom *d = disk_step(o, err);
+	if (!d)
+		return;
+	bool running = false;
+	size_t i;
+	json_t *j;
+	json_array_foreach(ret, i, j) {
+		const char *id = json_string_value(json_object_get(j, "id"));
+		const char *st = json_string_value(json_object_get(j, "status"));
+		if (xn_streq(st, "concluded"))
+			xn_dom_qmp(d, "job-dismiss", json_pack("{s:s}", "id", id), ignore_reply, NULL);
+		else if (!xn_streq(st, "null"))
+			running = true;
+	}
+	if (running) {
+		if (++o->polls % 200 == 1)
+			xn_info("vm %s: waiting for a block job to end before merging into disk %s",
+				o->vm, o->userdevice);
+		poll_later(o->h, 50, stream_idle_poll, o);
+		return;
+	}
+	o->polls = 0;
+	xn_dom_qmp(d, "query-named-block-nodes", json_pack("{s:b}", "flat", 1), stream_nodes, o);
+}
+
+static void stream_begin(uv_timer_t *t);
+
+static void stream_try(struct disk_op *o)
+{
+	struct dom *d = disk_dom(o);
+	if (!d)
+		return;
+	if (!streams)
+		streams = json_object();
+	if (json_object_get(streams, o->vm)) {
+		poll_later(o->h, 100, stream_begin, o);
+		return;
+	}
+	json_object_set_new(streams, o->vm, json_true());
+	o->streaming = true;
+	xn_dom_qmp(d, "query-jobs", NULL, stream_idle, o);
+}
+
+static void stream_begin(uv_timer_t *t)
+{
+	stream_try(poll_done(t));
+}
+
 void xn_vm_disk_stream(xn_host *h, const char *vbd_ref, const char *base_file,
 		       xn_vm_disk_done done, void *ud)
 {
 	struct disk_op *o = disk_op_new(h, vbd_ref, done, ud);
 	o->base_file = xn_strdup(base_file);
-	struct dom *d = disk_dom(o);
-	if (d)
-		xn_dom_qmp(d, "query-named-block-nodes", json_pack("{s:b}", "flat", 1), stream_nodes,
-			   o);
+	stream_try(o);
 }
 
 /* ---- memory to a file, for checkpoints ----------------------------------------- */

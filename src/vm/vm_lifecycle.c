@@ -34,57 +34,27 @@ struct op {
 
 static struct op *op_begin(xn_call *c, const char *name)
 {
-	xn_host *h = c->host;
-	const char *vm = xn_call_arg_str(c, 0);
+	bool own = false;
 	xn_error *err = NULL;
-	if (xn_vm_check_op(vm, xn_db_get(h->db, vm), name, &err) < 0) {
+	char *task = xn_vm_op_mark(c, xn_call_arg_str(c, 0), name, &own, &err);
+	if (!task) {
 		xn_call_fail(c, err);
 		return NULL;
-	}
-	xn_changes *cs = xn_changes_new(h->db);
-	XN_AUTOFREE char *label = xn_asprintf("VM.%s", name);
-	const char *task = c->task;
-	if (!task) {
-		xn_tasks_gc(h, 600);
-		task = xn_task_add(cs, h, label);
 	}
 	struct op *o = xn_calloc(1, sizeof(*o));
-	o->own_task = !c->task;
+	o->own_task = own;
 	o->call = c;
-	o->h = h;
-	o->vm = xn_strdup(vm);
-	o->task = xn_strdup(task);
+	o->h = c->host;
+	o->vm = xn_strdup(xn_call_arg_str(c, 0));
+	o->task = task;
 	o->name = name;
-	json_t *ops = json_object_get(xn_changes_edit(cs, vm), "current_operations");
-	json_object_set_new(ops, o->task, json_string(name));
-	xn_vm_refresh_allowed(cs, vm);
-	if (xn_db_commit(h->db, cs, &err) < 0) {
-		free(o->vm);
-		free(o->task);
-		free(o);
-		xn_call_fail(c, err);
-		return NULL;
-	}
-	if (!c->task)
-		c->task = xn_strdup(o->task);
 	return o;
 }
 
 /* Finish: clear the operation, settle the task, answer the call. */
 static void op_end(struct op *o, xn_error *err, json_t *result)
 {
-	xn_host *h = o->h;
-	xn_changes *cs = xn_changes_new(h->db);
-	json_t *rec = xn_changes_edit(cs, o->vm);
-	if (rec) {
-		json_object_del(json_object_get(rec, "current_operations"), o->task);
-		xn_vm_refresh_allowed(cs, o->vm);
-	}
-	if (o->own_task)
-		xn_task_settle(cs, o->task, err, result, NULL);
-	XN_AUTOERR xn_error *cerr = NULL;
-	if (xn_db_commit(h->db, cs, &cerr) < 0)
-		xn_error_log("vm: cannot finish %s: %s", o->name, cerr->message);
+	xn_vm_op_unmark(o->h, o->vm, o->task, o->name, o->own_task, err, result);
 	if (o->timer)
 		uv_close((uv_handle_t *)o->timer, (uv_close_cb)free);
 	if (err)

@@ -49,6 +49,49 @@ struct dom *xn_dom_find(xn_host *h, const char *vm_ref)
 	return NULL;
 }
 
+char *xn_vm_op_mark(xn_call *c, const char *vm, const char *name, bool *own_task,
+		    xn_error **err)
+{
+	xn_host *h = c->host;
+	if (xn_vm_check_op(vm, xn_db_get(h->db, vm), name, err) < 0)
+		return NULL;
+	xn_changes *cs = xn_changes_new(h->db);
+	XN_AUTOFREE char *label = xn_asprintf("VM.%s", name);
+	const char *task = c->task;
+	if (!task) {
+		xn_tasks_gc(h, 600);
+		task = xn_task_add(cs, h, label);
+	}
+	char *mine = xn_strdup(task);
+	json_t *ops = json_object_get(xn_changes_edit(cs, vm), "current_operations");
+	json_object_set_new(ops, mine, json_string(name));
+	xn_vm_refresh_allowed(cs, vm);
+	if (xn_db_commit(h->db, cs, err) < 0) {
+		free(mine);
+		return NULL;
+	}
+	*own_task = !c->task;
+	if (!c->task)
+		c->task = xn_strdup(mine);
+	return mine;
+}
+
+void xn_vm_op_unmark(xn_host *h, const char *vm, const char *task, const char *name,
+		     bool own_task, const xn_error *err, json_t *result)
+{
+	xn_changes *cs = xn_changes_new(h->db);
+	json_t *rec = xn_changes_edit(cs, vm);
+	if (rec) {
+		json_object_del(json_object_get(rec, "current_operations"), task);
+		xn_vm_refresh_allowed(cs, vm);
+	}
+	if (own_task)
+		xn_task_settle(cs, task, err, result, NULL);
+	XN_AUTOERR xn_error *cerr = NULL;
+	if (xn_db_commit(h->db, cs, &cerr) < 0)
+		xn_error_log("vm: cannot finish %s: %s", name, cerr->message);
+}
+
 void xn_vm_refresh_allowed(xn_changes *cs, const char *vm_ref)
 {
 	json_t *rec = xn_changes_edit(cs, vm_ref);
@@ -452,14 +495,24 @@ static void reattach_status(void *ud, json_t *ret, const xn_error *err)
 	xn_dom_qmp(d, "cont", NULL, reply_ignored, NULL);
 }
 
+static void reattach_disks_done(void *ud, xn_error *err)
+{
+	char *vm = ud;
+	xn_error_free(err);
+	struct dom *d = xn_dom_find(NULL, vm);
+	if (d && d->qmp && !d->gone)
+		xn_dom_qmp(d, "query-status", NULL, reattach_status, d);
+	free(vm);
+}
+
 static void on_qmp_ready(void *ud, const xn_error *err)
 {
 	struct dom *d = ud;
 	struct start *s = d->starting;
 	if (!s) {
-		/* a re-attach; nothing waits */
+		/* a re-attach; nothing waits: disks first, then the guest may go on */
 		if (!err)
-			xn_dom_qmp(d, "query-status", NULL, reattach_status, d);
+			xn_vm_disks_reconcile(d->h, d->ref, reattach_disks_done, xn_strdup(d->ref));
 		return;
 	}
 	if (err) {

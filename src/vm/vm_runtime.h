@@ -48,6 +48,16 @@ void xn_dom_kill(struct dom *d);
 /* A QMP command on a running domain (fails if QMP is not connected). */
 void xn_dom_qmp(struct dom *d, const char *cmd, json_t *args, xn_qmp_reply_fn fn, void *ud);
 
+/* Mark operation name as running on vm (after xn_vm_check_op): its task,
+ * the call's (Async.) or one made here (*own_task), is the key in
+ * current_operations. Returns the task ref (caller frees), NULL with err. */
+char *xn_vm_op_mark(xn_call *c, const char *vm, const char *name, bool *own_task,
+		    xn_error **err);
+/* The operation is over: out of current_operations; a task of our own
+ * is settled with err or result. */
+void xn_vm_op_unmark(xn_host *h, const char *vm, const char *task, const char *name,
+		     bool own_task, const xn_error *err, json_t *result);
+
 /* Finish a VM change-set: recompute allowed_operations of the VM. */
 void xn_vm_refresh_allowed(xn_changes *cs, const char *vm_ref);
 

@@ -33,6 +33,9 @@ struct vmcopy {
 	char *state;              /* checkpoint: memory image location */
 	char *new_vm;
 	xn_error *err;
+	const char *op;           /* in the source's current_operations under task */
+	char *task;
+	bool own_task;
 };
 
 static void vmcopy_free(struct vmcopy *v)
@@ -46,12 +49,16 @@ static void vmcopy_free(struct vmcopy *v)
 	free(v->sr);
 	free(v->state);
 	free(v->new_vm);
+	free(v->task);
 	xn_error_free(v->err);
 	free(v);
 }
 
 static void vmcopy_answer(struct vmcopy *v)
 {
+	json_t *result = v->err ? NULL : json_string(v->new_vm);
+	xn_vm_op_unmark(v->h, v->src, v->task, v->op, v->own_task, v->err, result);
+	json_decref(result);
 	if (v->err) {
 		xn_call_fail(v->call, v->err);
 		v->err = NULL;
@@ -351,9 +358,18 @@ static void vm_copy_start(xn_call *c, enum kind kind, const char *op, json_t *ig
 			return;
 		}
 	}
+	bool own_task = false;
+	char *task = xn_vm_op_mark(c, vm, op, &own_task, &err);
+	if (!task) {
+		xn_call_fail(c, err);
+		return;
+	}
 	struct vmcopy *v = xn_calloc(1, sizeof(*v));
 	v->call = c;
 	v->h = h;
+	v->op = op;
+	v->task = task;
+	v->own_task = own_task;
 	v->kind = kind;
 	v->src = xn_strdup(vm);
 	v->name = xn_strdup(name);

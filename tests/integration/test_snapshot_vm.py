@@ -95,6 +95,11 @@ def test_snapshot_deleted_while_the_guest_runs_is_merged_online():
     assert D.xe("vdi-param-get", "uuid=" + disk, "param-name=sm-config",
                 "param-key=xenia-parent").strip() == parent0
     assert c.run("cat /root/q /root/q2").split() == ["BEFORE", "AFTER"]
+    # QEMU let go of the merged image: its space is free, not held by an
+    # open descriptor of a deleted file
+    pid = D.qemu_pid(VM)
+    held = [os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)]
+    assert not [f for f in held if f.endswith(" (deleted)") and D.sr_dir() in f], held
     loc = D.xe("vdi-param-get", "uuid=" + disk, "param-name=location").strip()
     r = subprocess.run(["qemu-img", "check", "-U", os.path.join(D.sr_dir(), loc + ".qcow2")],
                        capture_output=True, text=True, timeout=60)
