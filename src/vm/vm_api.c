@@ -1,4 +1,4 @@
-/* vm_api.c: VM messages that change records only: clone, provision,
+/* vm_api.c: VM messages that change records only: clone,
  * the memory and vCPU setters; and VDI.destroy (vm.h). */
 #include "vm/vm_runtime.h"
 
@@ -12,23 +12,8 @@
 
 extern const xn_api_method xn_vm_lifecycle_methods[];
 extern const xn_api_method xn_vm_vbd_methods[];
+extern const xn_api_method xn_vm_provision_methods[];
 void xn_vm_snapshot_register(xn_api *api);
-
-static void vm_provision(xn_call *c)
-{
-	const char *vm = xn_call_arg_str(c, 0);
-	xn_error *err = NULL;
-	if (xn_vm_check_op(vm, xn_db_get(c->host->db, vm), "provision", &err) < 0) {
-		xn_call_fail(c, err);
-		return;
-	}
-	json_t *oc = xn_db_field(c->host->db, vm, "other_config");
-	if (json_object_get(oc, "disks")) {
-		xn_call_fail_code(c, "NOT_IMPLEMENTED", "VM.provision of other-config:disks", NULL);
-		return;
-	}
-	xn_call_return(c, NULL);
-}
 
 /* ---- memory and vCPUs -------------------------------------------------- */
 
@@ -266,7 +251,6 @@ static const xn_api_method vm_record_methods[] = {
 	{"VBD.create", vbd_create},
 	{"VDI.resize", vdi_resize},
 	{"VDI.resize_online", vdi_resize},
-	{"VM.provision", vm_provision},
 	{"VM.set_memory_static_max", set_static_max},
 	{"VM.set_memory_static_min", set_static_min},
 	{"VM.set_memory_dynamic_max", set_dynamic_max},
@@ -283,5 +267,6 @@ void xn_vm_register(xn_api *api)
 	xn_api_register(api, vm_record_methods);
 	xn_api_register(api, xn_vm_lifecycle_methods);
 	xn_api_register(api, xn_vm_vbd_methods);
+	xn_api_register(api, xn_vm_provision_methods);
 	xn_vm_snapshot_register(api);
 }

@@ -234,3 +234,70 @@ def test_vm_copy_has_full_independent_disks():
         D.xe("vm-uninstall", "uuid=" + v, "--force")
     settled()
     check_all()
+
+
+def test_templates_provision_their_own_disks():
+    """A user template with other_config:disks (xapi's provisioning XML):
+    vm-install makes its disks on the SR given, thin, and the VM boots
+    with them; a VM turns into a template and back."""
+    vm = D.install("to-template")
+    D.xe("vm-param-set", "uuid=" + vm, "is-a-template=true")
+    assert D.xe("template-list", "uuid=" + vm, "--minimal").strip() == vm
+    try:
+        D.api("VM.start", D.api("VM.get_by_uuid", vm), False, False)
+        raise AssertionError("a template started")
+    except xenia.ApiError as e:
+        assert e.code == "VM_IS_TEMPLATE", e
+    spec = ('<provision><disk device="1" size="%d" sr="" bootable="false" type="user"/>'
+            '<disk device="2" size="%d" sr="%s" bootable="false" type="user"/></provision>'
+            % (32 << 20, 1 << 40, SR))
+    D.xe("template-param-set", "uuid=" + vm, "other-config:disks=" + spec)
+    new = D.xe("vm-install", "template=" + vm, "new-name-label=provisioned",
+               "sr-uuid=" + SR).strip()
+    assert xenia.UUID_RE.match(new), new
+    sizes = {}
+    for vbd in D.xe("vbd-list", "vm-uuid=" + new, "type=Disk", "--minimal").strip().split(","):
+        dev = D.xe("vbd-param-get", "uuid=" + vbd, "param-name=userdevice").strip()
+        vdi = D.xe("vbd-param-get", "uuid=" + vbd, "param-name=vdi-uuid").strip()
+        sizes[dev] = int(D.xe("vdi-param-get", "uuid=" + vdi, "param-name=virtual-size"))
+        assert D.xe("vdi-param-get", "uuid=" + vdi, "param-name=sr-uuid").strip() == SR
+        assert os.stat(path(vdi)).st_blocks * 512 < 2 << 20, "not thin"
+    assert sizes["1"] == 32 << 20 and sizes["2"] == 1 << 40, sizes
+    # provisioned once: the key is gone from the VM, kept on the template
+    assert "disks" not in D.xe("vm-param-get", "uuid=" + new, "param-name=other-config")
+    assert "disks" in D.xe("template-param-get", "uuid=" + vm, "param-name=other-config")
+    D.xe("vm-start", "uuid=" + new)
+    c = D.console(new)
+    try:
+        c.wait_prompt()
+        assert c.run("cat /sys/block/vdb/size") == str((32 << 20) // 512)
+    finally:
+        c.close()
+    D.xe("vm-shutdown", "uuid=" + new, "--force")
+    D.xe("vm-uninstall", "uuid=" + new, "--force")
+    # bad specs change nothing
+    for bad, code in (('<provision><disk device="3" size="1" sr="%s"/></provision>'
+                       % "00000000-0000-0000-0000-000000000000", "UUID_INVALID"),
+                      ('<provision><disk device="3" size="lots" sr=""/></provision>',
+                       "INVALID_VALUE"),
+                      ('<provision><disk device="0" size="1024" sr=""/></provision>',
+                       "DEVICE_ALREADY_EXISTS"),
+                      ("<provision><disk", "INVALID_VALUE")):
+        other = D.xe("vm-install", "template=" + vm, "new-name-label=bad").strip()
+        D.xe("vm-param-set", "uuid=" + other, "other-config:disks=" + bad)
+        vdis = D.xe("vdi-list", "--minimal")
+        try:
+            D.api("VM.provision", D.api("VM.get_by_uuid", other))
+            raise AssertionError("VM.provision took %s" % bad)
+        except xenia.ApiError as e:
+            assert e.code == code, (bad, e.code, e.params)
+        assert D.xe("vdi-list", "--minimal") == vdis, "a failed provision left a disk"
+        D.xe("vm-uninstall", "uuid=" + other, "--force")
+    # and back from a template to a VM
+    D.xe("template-param-set", "uuid=" + vm, "is-a-template=false")
+    assert D.xe("vm-list", "uuid=" + vm, "--minimal").strip() == vm
+    D.xe("vm-start", "uuid=" + vm)
+    D.xe("vm-shutdown", "uuid=" + vm, "--force")
+    D.xe("vm-uninstall", "uuid=" + vm, "--force")
+    settled()
+    check_all()
