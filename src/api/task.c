@@ -87,9 +87,27 @@ static void task_destroy(xn_call *c)
 		xn_call_return(c, NULL);
 }
 
+/* task.create(label, description): a pending task a client names to an
+ * operation it starts (an HTTP transfer's task_id=), to follow its
+ * progress from the start; the operation settles it. */
+static void task_create(xn_call *c)
+{
+	xn_host *h = c->host;
+	xn_changes *cs = xn_changes_new(h->db);
+	xn_tasks_gc(h, 600);
+	XN_AUTOFREE char *task = xn_strdup(xn_task_add(cs, h, xn_call_arg_str(c, 0)));
+	xn_changes_set(cs, task, "name_description", json_string(xn_call_arg_str(c, 1)));
+	xn_error *err = NULL;
+	if (xn_db_commit(h->db, cs, &err) < 0)
+		xn_call_fail(c, err);
+	else
+		xn_call_return(c, json_string(task));
+}
+
 static void task_cancel(xn_call *c);
 
 const xn_api_method xn_task_methods[] = {
+	{"task.create", task_create},
 	{"task.destroy", task_destroy},
 	{"task.cancel", task_cancel},
 	{NULL, NULL},

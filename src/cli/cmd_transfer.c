@@ -30,6 +30,7 @@ struct xfer {
 	CURL *h;
 	int fd;
 	bool import, progress, sparse;
+	bool in_place;           /* the daemon reads or writes the file itself */
 	char *task;              /* from the task-id header */
 	xn_buf error;            /* the body of an answer that is not 200 */
 	xn_buf pending;          /* export: bytes not yet written (sparse files) */
@@ -162,20 +163,29 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 	return 0;
 }
 
-/* The URL of path?query on the daemon xe talks to (caller frees). */
-static char *transfer_url(xe_ctx *ctx, const char *path, const char *vdi, const char *format)
+/* The URL of path?query on the daemon xe talks to (caller frees);
+ * file and task (may be NULL): the in-place form's path= and task_id=. */
+static char *transfer_url(xe_ctx *ctx, const char *path, const char *vdi, const char *format,
+			  const char *file, const char *task)
 {
 	const xe_target *t = xe_conn_target(ctx->conn);
 	char *v = curl_easy_escape(NULL, vdi, 0);
 	char *s = curl_easy_escape(NULL, xe_conn_session(ctx->conn), 0);
 	char *f = curl_easy_escape(NULL, format, 0);
-	char *url = t->socket ? xn_asprintf("http://localhost%s?session_id=%s&vdi=%s&format=%s",
-					    path, s, v, f)
-			      : xn_asprintf("%s://%s:%d%s?session_id=%s&vdi=%s&format=%s",
-					    t->tls ? "https" : "http", t->host, t->port, path, s, v, f);
+	char *p = file ? curl_easy_escape(NULL, file, 0) : NULL;
+	char *k = task ? curl_easy_escape(NULL, task, 0) : NULL;
+	XN_AUTOFREE char *extra = xn_asprintf("%s%s%s%s", p ? "&path=" : "", p ? p : "",
+					      k ? "&task_id=" : "", k ? k : "");
+	char *url = t->socket ? xn_asprintf("http://localhost%s?session_id=%s&vdi=%s&format=%s%s",
+					    path, s, v, f, extra)
+			      : xn_asprintf("%s://%s:%d%s?session_id=%s&vdi=%s&format=%s%s",
+					    t->tls ? "https" : "http", t->host, t->port, path, s, v,
+					    f, extra);
 	curl_free(v);
 	curl_free(s);
 	curl_free(f);
+	curl_free(p);
+	curl_free(k);
 	return url;
 }
 
@@ -226,7 +236,10 @@ static int run(struct xfer *x, const char *url, xn_error **err)
 	curl_easy_setopt(x->h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(x->h, CURLOPT_BUFFERSIZE, 512L << 10);
 	struct curl_slist *hdrs = NULL;
-	if (x->import) {
+	if (x->in_place) {
+		if (x->import)
+			curl_easy_setopt(x->h, CURLOPT_CUSTOMREQUEST, "PUT");
+	} else if (x->import) {
 		struct stat st;
 		curl_easy_setopt(x->h, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(x->h, CURLOPT_READFUNCTION, on_read);
@@ -278,9 +291,29 @@ static int transfer(xe_ctx *ctx, bool import, xn_error **err)
 	if (x.fd < 0)
 		return xe_fail(err, "Error: cannot open '%s': %s", file, strerror(errno));
 	struct stat st;
-	x.sparse = !import && fstat(x.fd, &st) == 0 && S_ISREG(st.st_mode);
+	bool regular = !std && fstat(x.fd, &st) == 0 && S_ISREG(st.st_mode);
+	x.sparse = !import && regular;
+	/* On the host (the local socket) a regular file is read or written
+	 * by the daemon's qemu-img in place: no copy through the connection.
+	 * The task is made first, so that --progress follows it from the
+	 * start. */
+	XN_AUTOFREE char *abs = NULL;
+	if (xe_conn_target(ctx->conn)->socket && regular && !getenv("XE_STREAM") &&
+	    (abs = realpath(file, NULL))) {
+		XN_AUTOERR xn_error *ignored = NULL;
+		json_t *t = xe_call(ctx->conn, "task.create",
+				    json_pack("[ss]", import ? "vdi-import" : "vdi-export", abs),
+				    &ignored);
+		if (json_is_string(t)) {
+			x.task = xn_strdup(json_string_value(t));
+			x.in_place = true;
+			x.sparse = false;
+		}
+		json_decref(t);
+	}
 	XN_AUTOFREE char *url = transfer_url(ctx, import ? "/import_raw_vdi" : "/export_raw_vdi",
-					     xe_arg(ctx->args, "uuid"), format ? format : "raw");
+					     xe_arg(ctx->args, "uuid"), format ? format : "raw",
+					     x.in_place ? abs : NULL, x.in_place ? x.task : NULL);
 	int rc = run(&x, url, err);
 	if (!std)
 		close(x.fd);

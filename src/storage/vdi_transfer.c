@@ -84,6 +84,8 @@ struct xfer {
 	char *loc;                  /* import: the new image's location (held) */
 	char *spool;                /* a local file: the upload, or the converted export */
 	char *spool_loc;            /* the spool's location when it is in the SR (held) */
+	char *path;                 /* local callers: their own file, read or written
+				     * in place by qemu-img (never removed) */
 	int64_t vsize;              /* the VDI's virtual size */
 	int64_t expect;             /* body bytes announced (-1 unknown), or to send */
 	int64_t limit;              /* import: most body bytes accepted */
@@ -214,6 +216,7 @@ static int status_of(const char *code)
 		int status;
 	} map[] = {
 		{"SESSION_INVALID", 403},      {"RBAC_PERMISSION_DENIED", 403},
+		{"PERMISSION_DENIED", 403},
 		{"HANDLE_INVALID", 404},       {"UUID_INVALID", 404},
 		{"INVALID_VALUE", 400},        {"VDI_TOO_SMALL", 400},
 		{"IMPORT_ERROR_GENERIC", 400}, {"VDI_IN_USE", 409},
@@ -285,6 +288,7 @@ static void xfer_free(struct xfer *x)
 	free(x->loc);
 	free(x->spool);
 	free(x->spool_loc);
+	free(x->path);
 	free(x);
 }
 
@@ -756,14 +760,14 @@ static void image_made(void *ud, xn_error *err)
 	x->local = url && url[0] == '/';
 	if (err || x->err) {
 		fail(x, err);
-	} else if (x->fmt == &formats[RAW]) {
+	} else if (x->fmt == &formats[RAW] && !x->path) {
 		nbd_start(x, url, "qcow2", x->local ? XN_NBD_WRITE_UNSAFE : XN_NBD_WRITE,
 			  start_reading);
 	} else {
 		x->next = x->local ? sync_image : import_commit;
 		img_run(x, "convert", true, NULL, "convert", "-p", "-n", "--target-is-zero", "-t",
 			x->local ? "unsafe" : "writeback", "-f", x->fmt->qemu, "-O", "qcow2",
-			x->spool, url, NULL);
+			x->path ? x->path : x->spool, url, NULL);
 	}
 	leave(x);
 }
@@ -879,6 +883,13 @@ static void import_commit(struct xfer *x)
 
 static void import_start(struct xfer *x)
 {
+	if (x->path) {
+		/* a local caller's file: checked, then converted in place */
+		x->hi = 0;
+		img_run(x, "info", false, spool_probed, "info", "--output=json", "-f", x->fmt->qemu,
+			x->path, NULL);
+		return;
+	}
 	if (x->fmt == &formats[RAW]) {
 		x->hi = 1;
 		new_image(x);
@@ -1008,15 +1019,25 @@ static void export_start(struct xfer *x)
 		fail_code(x, "VDI_MISSING", x->sr, x->vdi, NULL);
 		return;
 	}
-	if (x->fmt == &formats[RAW]) {
+	if (x->fmt == &formats[RAW] && !x->path) {
 		x->hi = 1;
 		nbd_start(x, x->src, x->src_fmt, XN_NBD_READ, start_sending);
 		return;
 	}
+	/* vhd as xapi writes it: dynamic, its footer giving the exact size */
+	const char *opts = x->fmt == &formats[VHD]     ? "subformat=dynamic,force_size=on"
+			   : x->fmt == &formats[QCOW2] ? "compat=1.1"
+						       : "preallocation=off";
+	if (x->path) {
+		/* a local caller's file, written in place */
+		x->hi = 1;
+		x->next = xfer_end;
+		img_run(x, "convert", true, NULL, "convert", "-p", "-f", x->src_fmt, "-O",
+			x->fmt->qemu, "-o", opts, x->src, x->path, NULL);
+		return;
+	}
 	choose_spool(x);
 	x->hi = 0.5;
-	/* vhd as xapi writes it: dynamic, its footer giving the exact size */
-	const char *opts = x->fmt == &formats[VHD] ? "subformat=dynamic,force_size=on" : "compat=1.1";
 	img_run(x, "convert", true, export_converted, "convert", "-p", "-f", x->src_fmt, "-O",
 		x->fmt->qemu, "-o", opts, x->src, x->spool, NULL);
 }
@@ -1044,6 +1065,31 @@ static const char *vdi_of(xn_host *h, const char *v)
 	return xn_db_class_of(h->db, v) == vc ? v : xn_db_ref_by_uuid(h->db, vc, v);
 }
 
+/* path= (Xenia's own): a caller on the local socket names its file,
+ * which qemu-img reads or writes in place instead of a byte stream
+ * through the connection (xe vdi-import / vdi-export on the host). Not
+ * over the network: the file is the host's. */
+static int check_path(struct xfer *x, xn_error **err)
+{
+	const char *path = xn_http_req_query(x->req, "path");
+	if (!path)
+		return 0;
+	if (!xn_http_req_is_local(x->req))
+		return xn_fail(err, "PERMISSION_DENIED",
+			       "path= is only for callers on the host's local socket", NULL);
+	struct stat st;
+	if (path[0] != '/' || strstr(path, "/../"))
+		return xn_fail(err, "INVALID_VALUE", "path", path, NULL);
+	if (x->import && stat(path, &st) < 0)
+		return xn_fail(err, "INVALID_VALUE", "path", path, strerror(errno), NULL);
+	if (x->import && !S_ISREG(st.st_mode))
+		return xn_fail(err, "INVALID_VALUE", "path", path, "not a regular file", NULL);
+	if (!x->import && lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return xn_fail(err, "INVALID_VALUE", "path", path, "not a regular file", NULL);
+	x->path = xn_strdup(path);
+	return 0;
+}
+
 /* The checks every transfer passes before it starts. */
 static int check(struct xfer *x, xn_error **err)
 {
@@ -1069,6 +1115,8 @@ static int check(struct xfer *x, xn_error **err)
 	const xn_sr_ops *ops = xn_sr_ops_of(h, x->sr);
 	if (!ops)
 		return xn_fail(err, "SR_UNKNOWN_DRIVER", xn_db_str(h->db, x->sr, "type"), NULL);
+	if (check_path(x, err) < 0)
+		return -1;
 	if (!x->import)
 		return vdi_busy(h, ref, true) ? xn_fail(err, "VDI_IN_USE", ref, "export", NULL) : 0;
 	if (ops->read_only || xn_db_bool(h->db, ref, "read_only") ||
@@ -1079,6 +1127,9 @@ static int check(struct xfer *x, xn_error **err)
 	/* an image file may be somewhat larger than what it holds */
 	x->limit = x->fmt == &formats[RAW] ? x->vsize : x->vsize + x->vsize / 8 + (64 << 20);
 	x->expect = xn_http_req_content_length(x->req);
+	struct stat st;
+	if (x->path && stat(x->path, &st) == 0)
+		x->expect = st.st_size;
 	if (x->expect > x->limit) {
 		XN_AUTOFREE char *need = xn_asprintf("%lld", (long long)x->expect);
 		return xn_fail(err, "VDI_TOO_SMALL", ref, need, NULL);

@@ -112,8 +112,8 @@ def remote_session():
     return s
 
 
-def url(path, **q):
-    return path + "?" + urllib.parse.urlencode(q)
+def url(route, **q):
+    return route + "?" + urllib.parse.urlencode(q)
 
 
 def task(ref):
@@ -310,9 +310,9 @@ def test_export_to_a_client_that_goes_away():
     assert_no_leftovers()
 
 
-def http_error(method, path, body=None, conn=None, **q):
+def http_error(method, route, body=None, conn=None, **q):
     c = conn or unix()
-    c.request(method, url(path, **q), body=body)
+    c.request(method, url(route, **q), body=body)
     r = c.getresponse()
     text = r.read()
     c.close()
@@ -435,3 +435,33 @@ def test_kill9_during_imports():
         D.start()
         assert_unchanged(vdi, image, src, "a %s import killed half-way" % fmt)
         assert_no_leftovers()
+
+
+def test_xe_on_the_host_works_in_place_and_streams_when_asked():
+    """On the local socket xe hands the daemon its file's path (qemu-img
+    reads or writes it in place, under a task xe made first); over the
+    network path= is refused; XE_STREAM=1 makes xe stream anyway."""
+    size = 16 * MiB
+    src = pattern("inplace.raw", size, [(MiB, MiB), (9 * MiB, 2 * MiB)], 7)
+    vdi = new_vdi(size)
+    D.xe("vdi-import", "uuid=" + vdi, "filename=" + src)
+    tasks = D.api("task.get_all_records_where", 'field "name_label" = "vdi-import"')
+    assert [t for t in tasks.values() if t["name_description"] == src
+            and t["status"] == "success"], tasks
+    back = os.path.join(TMP, "inplace.out")
+    D.xe("vdi-export", "uuid=" + vdi, "filename=" + back)
+    assert same(src, back)
+    os.unlink(back)
+    st, e = http_error("GET", "/export_raw_vdi", conn=https(), vdi=vdi,
+                       session_id=remote_session(), path=back)
+    assert st == 403 and e[0] == "PERMISSION_DENIED", (st, e)
+    assert not os.path.exists(back)
+    st, e = http_error("PUT", "/import_raw_vdi", vdi=vdi, path="relative/file")
+    assert st == 400 and e[0] == "INVALID_VALUE", (st, e)
+    D.env["XE_STREAM"] = "1"
+    try:
+        test_raw_round_trip_is_exact_and_thin()
+        test_qcow2_and_vhd_round_trips()
+    finally:
+        del D.env["XE_STREAM"]
+    assert_no_leftovers()
