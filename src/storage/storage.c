@@ -158,6 +158,7 @@ struct sizes {
 	char *sr;
 	int64_t total, free_bytes, used;
 	bool have_space;
+	json_t *files;          /* the driver's list: {name: {"size": allocated}} */
 };
 
 static int sizes_work(const xn_sr_conf *c, void *ud, xn_error **err)
@@ -174,7 +175,7 @@ static int sizes_work(const xn_sr_conf *c, void *ud, xn_error **err)
 	json_t *v;
 	json_object_foreach(files, k, v)
 		s->used += json_integer_value(json_object_get(v, "size"));
-	json_decref(files);
+	s->files = files;
 	return 0;
 }
 
@@ -188,9 +189,17 @@ static void sizes_done(void *ud, xn_error *err)
 		json_int_t virt = 0;
 		size_t i;
 		json_t *vdi;
-		json_array_foreach(xn_db_field(h->db, s->sr, "VDIs"), i, vdi)
-			virt += xn_db_int(h->db, json_string_value(vdi), "virtual_size");
 		xn_changes *cs = xn_changes_new(h->db);
+		json_array_foreach(xn_db_field(h->db, s->sr, "VDIs"), i, vdi) {
+			const char *ref = json_string_value(vdi);
+			virt += xn_db_int(h->db, ref, "virtual_size");
+			/* a VDI's own image file: what it takes on the SR */
+			XN_AUTOFREE char *file = xn_location_file(xn_db_str(h->db, ref, "location"));
+			json_t *f = json_object_get(s->files, file);
+			json_int_t used = json_integer_value(json_object_get(f, "size"));
+			if (f && used != xn_db_int(h->db, ref, "physical_utilisation"))
+				xn_changes_set(cs, ref, "physical_utilisation", json_integer(used));
+		}
 		json_t *rec = xn_changes_edit(cs, s->sr);
 		/* A local SR shares its file system: what it can grow to is
 		 * what it uses plus what is free. */
@@ -207,6 +216,7 @@ static void sizes_done(void *ud, xn_error *err)
 		}
 	}
 	xn_error_free(err);
+	json_decref(s->files);
 	free(s->sr);
 	free(s);
 }

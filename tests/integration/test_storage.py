@@ -213,6 +213,10 @@ def test_sr_sizes_are_true():
     wait_for(lambda: figures()[1] >= used0 + 16 * MiB, 10, 0.2, what="physical-utilisation")
     size, used, virt = figures()
     assert size > used > 0
+    # the VDI's own figure: its image's allocated bytes
+    vused = int(D.xe("vdi-param-get", "uuid=" + a, "param-name=physical-utilisation"))
+    assert vused == os.stat(path(a)).st_blocks * 512, (vused, os.stat(path(a)).st_blocks)
+    assert 17 * MiB <= vused < 24 * MiB, vused
     D.xe("vdi-destroy", "uuid=" + a)
     wait_for(lambda: figures()[2] == virt0, 10, 0.2, what="virtual-allocation to drop")
 
