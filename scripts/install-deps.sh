@@ -22,7 +22,7 @@ case "${1:-}" in
 	# way (e.g. from nodesource) is kept: Debian's would replace it
 	command -v node >/dev/null || pkgs+=(nodejs npm)
 	;;
---bench) pkgs+=(python3 libvirt-daemon-system libvirt-clients) ;;
+--bench) pkgs+=(python3 libvirt-daemon-system libvirt-clients virtinst) ;;
 --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 esac
 
