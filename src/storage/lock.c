@@ -99,7 +99,7 @@ json_t *xn_vdi_lock_key(xn_host *h, const char *vdi_ref, const char *vm_ref)
 	if (!ops || !ops->lock)
 		return NULL;
 	XN_AUTOFREE char *owner = xn_asprintf("%s/%s", xn_db_str(h->db, h->host_ref, "uuid"),
-					      xn_db_str(h->db, vm_ref, "uuid"));
+					      vm_ref ? xn_db_str(h->db, vm_ref, "uuid") : "destroy");
 	return json_pack("{s:s,s:s,s:s}", "sr", sr, "file", xn_db_str(h->db, vdi_ref, "uuid"),
 			 "owner", owner);
 }

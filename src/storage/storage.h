@@ -130,7 +130,8 @@ const char *xn_vdi_import_sync(xn_host *h, xn_changes *cs, const char *sr_ref,
 
 /* The lock a VM holds on a VDI it opens writable, as {"sr", "file",
  * "owner"} (new reference), or NULL when the VDI's SR needs none
- * (QEMU locks local image files itself). */
+ * (QEMU locks local image files itself). vm_ref NULL: the lock a
+ * VDI.destroy takes, so that no other host has the disk open. */
 json_t *xn_vdi_lock_key(xn_host *h, const char *vdi_ref, const char *vm_ref);
 /* Take it (VDI_IN_USE naming the holder if another VM or host has it);
  * calls run one at a time, in order. */

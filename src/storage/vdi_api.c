@@ -142,30 +142,39 @@ bool xn_vdi_forget(xn_host *h, xn_changes *cs, const char *vdi)
 	return true;
 }
 
-static void vdi_destroy(xn_call *c)
+/* Whether vdi may go: no VM that is not halted has it, it is managed. */
+static int destroy_check(xn_host *h, const char *vdi, xn_error **err)
 {
-	xn_host *h = c->host;
-	const char *vdi = xn_call_arg_str(c, 0);
+	if (!xn_db_get(h->db, vdi))
+		return xn_fail(err, "HANDLE_INVALID", "VDI", vdi, NULL);
 	size_t i;
 	json_t *v;
 	json_array_foreach(xn_db_field(h->db, vdi, "VBDs"), i, v) {
 		const char *vm = xn_db_str(h->db, json_string_value(v), "VM");
-		if (!xn_streq(xn_db_str(h->db, vm, "power_state"), "Halted")) {
-			xn_call_fail_code(c, "VDI_IN_USE", vdi, "destroy", NULL);
-			return;
-		}
+		if (!xn_streq(xn_db_str(h->db, vm, "power_state"), "Halted"))
+			return xn_fail(err, "VDI_IN_USE", vdi, "destroy", NULL);
 	}
-	if (!xn_db_bool(h->db, vdi, "managed")) {
-		xn_call_fail_code(c, "VDI_IN_USE", vdi, "destroy", NULL);
+	if (!xn_db_bool(h->db, vdi, "managed"))
+		return xn_fail(err, "VDI_IN_USE", vdi, "destroy", NULL);
+	return 0;
+}
+
+static void destroy_now(xn_call *c, const char *vdi)
+{
+	xn_host *h = c->host;
+	xn_error *err = NULL;
+	if (destroy_check(h, vdi, &err) < 0) {
+		xn_call_fail(c, err);
 		return;
 	}
 	XN_AUTOFREE char *sr = xn_strdup(xn_db_str(h->db, vdi, "SR"));
 	XN_AUTOFREE char *location = xn_strdup(xn_db_str(h->db, vdi, "location"));
 	xn_changes *cs = xn_changes_new(h->db);
+	size_t i;
+	json_t *v;
 	json_array_foreach(xn_db_field(h->db, vdi, "VBDs"), i, v)
 		xn_changes_delete(cs, json_string_value(v));
 	bool gone = xn_vdi_forget(h, cs, vdi);
-	xn_error *err = NULL;
 	if (xn_db_commit(h->db, cs, &err) < 0) {
 		xn_call_fail(c, err);
 		return;
@@ -174,6 +183,48 @@ static void vdi_destroy(xn_call *c)
 		xn_image_remove(h, sr, location);
 	xn_sr_gc_kick(h, sr);
 	xn_call_return(c, NULL);
+}
+
+struct destroy {
+	xn_call *call;
+	char *vdi;
+	json_t *key;
+};
+
+/* The toolstack's lock is ours: no other host has the disk open. */
+static void destroy_locked(void *ud, xn_error *err)
+{
+	struct destroy *d = ud;
+	xn_host *h = d->call->host;
+	if (err)
+		xn_call_fail(d->call, err);
+	else
+		destroy_now(d->call, d->vdi);
+	if (!err)
+		xn_vdi_unlock(h, d->key);
+	json_decref(d->key);
+	free(d->vdi);
+	free(d);
+}
+
+static void vdi_destroy(xn_call *c)
+{
+	xn_host *h = c->host;
+	const char *vdi = xn_call_arg_str(c, 0);
+	xn_error *err = NULL;
+	if (destroy_check(h, vdi, &err) < 0) {
+		xn_call_fail(c, err);
+		return;
+	}
+	/* on a shared SR another host may be using it: its lock says so */
+	json_t *key = xn_vdi_lock_key(h, vdi, NULL);
+	if (!key) {
+		destroy_now(c, vdi);
+		return;
+	}
+	struct destroy *d = xn_calloc(1, sizeof(*d));
+	*d = (struct destroy){.call = c, .vdi = xn_strdup(vdi), .key = key};
+	xn_vdi_lock(h, key, destroy_locked, d);
 }
 
 /* ---- VDI.clone, VDI.snapshot --------------------------------------------- */

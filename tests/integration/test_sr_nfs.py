@@ -243,6 +243,10 @@ def test_the_lock_keeps_a_disk_to_one_vm_across_hosts():
     assert D.power_state(vm) == "halted"
     assert D.qemu_pids(vm) == []
     assert open(lock).read().strip() == "other-host/other-vm", "a foreign lock was touched"
+    # nor can the disk be destroyed under the other host
+    out = D.xe("vdi-destroy", "uuid=" + vdi, ok=False)
+    assert out.error_code() == "VDI_IN_USE", out.stderr
+    assert vdi in D.xe("vdi-list", "--minimal")
     NFS.remove(sr + "/" + vdi + ".lock")
     # ours while running, through a daemon restart, hot-unplug and plug
     D.xe("vm-start", "uuid=" + vm)
@@ -267,7 +271,8 @@ def test_the_lock_keeps_a_disk_to_one_vm_across_hosts():
     wait_for(lambda: D.power_state(vm) == "halted", 30, what="the VM halted")
     wait_for(lambda: not os.path.exists(lock), 20, what="the lock released after a crash")
     D.xe("vm-uninstall", "uuid=" + vm, "--force")
-    assert not os.path.exists(lock)
+    assert vdi not in D.xe("vdi-list", "--minimal")
+    wait_for(lambda: not os.path.exists(lock), 10, what="the destroy's own lock gone")
 
 
 @xenia.time_limit(300)
