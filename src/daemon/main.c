@@ -21,6 +21,7 @@
 #include "storage/vdi_transfer.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/proc.h"
 #include "vm/vm.h"
 
 static void usage(FILE *f)
@@ -64,6 +65,7 @@ static void on_signal(uv_signal_t *s, int signum)
 {
 	xn_info("xeniad: signal %d: stopping (running VMs keep running)", signum);
 	xn_vms_detach_all(&host);
+	xn_proc_stop_helpers();
 	xn_api_stop(host.api);
 	uv_stop(s->loop);
 }

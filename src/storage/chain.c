@@ -82,6 +82,8 @@ struct merge {
 	char *base, *child;          /* VDI refs */
 	char *base_loc, *child_loc;
 	bool commit;                 /* child committed into base (else base streamed into child) */
+	json_t *grand;               /* commit: the child's children, rebased onto the base */
+	size_t next;                 /* in grand */
 };
 
 static void merge_free(struct merge *m)
@@ -90,7 +92,19 @@ static void merge_free(struct merge *m)
 	free(m->child);
 	free(m->base_loc);
 	free(m->child_loc);
+	json_decref(m->grand);
 	free(m);
+}
+
+/* Whether the child's children are still exactly those rebased: one
+ * that came or went meanwhile would name the child's file, which goes. */
+static bool same_children(xn_host *h, struct merge *m)
+{
+	size_t n = 0, i;
+	json_t *gr;
+	json_array_foreach(m->grand, i, gr)
+		n += xn_streq(xn_vdi_parent(h, json_string_value(gr)), m->child_loc);
+	return n == json_array_size(m->grand) && xn_vdi_children(h, m->child, NULL) == n;
 }
 
 /* The images changed; now the records: one commit, then the file that
@@ -102,7 +116,8 @@ static void merged(void *ud, xn_error *err)
 	xn_host *h = g->h;
 	bool ok = !err && xn_db_get(h->db, m->base) && xn_db_get(h->db, m->child) &&
 		  xn_streq(xn_db_str(h->db, m->child, "location"), m->child_loc) &&
-		  xn_streq(xn_db_str(h->db, m->base, "location"), m->base_loc);
+		  xn_streq(xn_db_str(h->db, m->base, "location"), m->base_loc) &&
+		  (!m->commit || same_children(h, m));
 	if (err)
 		xn_warn("storage: merging '%s' and '%s': %s", m->base_loc, m->child_loc,
 			err->message);
@@ -126,6 +141,15 @@ static void merged(void *ud, xn_error *err)
 		json_decref(smc);
 		if (m->commit)
 			json_object_set_new(child, "location", json_string(m->base_loc));
+		/* the child's children now name the base's image as theirs */
+		size_t i;
+		json_t *gr;
+		json_array_foreach(m->grand, i, gr) {
+			json_t *rec = xn_changes_edit(cs, json_string_value(gr));
+			json_t *gsmc = rec ? json_object_get(rec, "sm_config") : NULL;
+			if (json_is_object(gsmc))
+				json_object_set_new(gsmc, "xenia-parent", json_string(m->base_loc));
+		}
 		xn_changes_delete(cs, m->base);
 		xn_error *e = NULL;
 		if (xn_db_commit(h->db, cs, &e) == 0) {
@@ -142,12 +166,38 @@ static void merged(void *ud, xn_error *err)
 	gc_finish(g);
 }
 
+static void merged_offline(void *ud, int status, const char *output);
+
+/* After the commit: each of the child's children is pointed at the base
+ * (header only: the base now holds what the child held), one by one. */
+static void rebase_next(struct merge *m)
+{
+	xn_host *h = m->g->h;
+	const char *g = json_string_value(json_array_get(m->grand, m->next++));
+	if (!g) {
+		merged(m, NULL);
+		return;
+	}
+	XN_AUTOFREE char *url = xn_vdi_path(h, g);
+	XN_AUTOFREE char *base = xn_backing_name(h, m->g->sr, m->base_loc);
+	char *argv[] = {"qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-b", base,
+			"-F", "qcow2", url, NULL};
+	xn_error *err = NULL;
+	if (!url || xn_run(h->loop, argv, merged_offline, m, &err) < 0)
+		merged(m, err ? err : (xn_fail_internal(&err, "a child of '%s' has no image",
+							m->child_loc), err));
+}
+
 static void merged_offline(void *ud, int status, const char *output)
 {
+	struct merge *m = ud;
 	xn_error *err = NULL;
-	if (status != 0)
+	if (status != 0) {
 		xn_fail(&err, "SR_BACKEND_FAILURE", "qemu-img", "coalesce", output, NULL);
-	merged(ud, err);
+		merged(m, err);
+		return;
+	}
+	rebase_next(m);
 }
 
 static void merge(struct gc *g, const char *base, const char *child)
@@ -168,29 +218,23 @@ static void merge(struct gc *g, const char *base, const char *child)
 		xn_vm_disk_stream(h, vbd, file, merged, m);
 		return;
 	}
+	/* Offline: the child's own clusters go down into the base (-d: the
+	 * child keeps them, so it reads the same until the records switch
+	 * to the base); the child's children, if any, are then pointed at
+	 * the base. Only the child's allocated clusters are read, whatever
+	 * the virtual size. A crash at any point leaves images that read
+	 * the same through the chain the records name; the next pass does
+	 * it again. */
+	m->commit = true;
+	m->grand = json_array();
+	const char *k;
+	json_t *v;
+	json_object_foreach(xn_db_all(h->db, xn_model_class("VDI")), k, v)
+		if (xn_streq(json_string_value(json_object_get(v, "SR")), g->sr) &&
+		    xn_streq(xn_vdi_parent(h, k), m->child_loc))
+			json_array_append_new(m->grand, json_string(k));
 	XN_AUTOFREE char *child_url = xn_vdi_path(h, child);
-	const char *grand = xn_vdi_parent(h, base);
-	XN_AUTOFREE char *grand_file = grand ? xn_backing_name(h, g->sr, grand) : xn_strdup("");
-	m->commit = xn_vdi_children(h, child, NULL) == 0;
-	XN_AUTOSTRV char **argv = xn_strv_new();
-	if (m->commit) {
-		/* -d: the child keeps its clusters, so it reads the same until
-		 * the records switch to the base. */
-		const char *a[] = {"qemu-img", "commit", "-q", "-d", "-f", "qcow2", child_url};
-		for (size_t i = 0; i < XN_ARRAY_LEN(a); i++)
-			xn_strv_push(&argv, a[i]);
-	} else {
-		/* Safe mode: the child gets the base's data, then its header
-		 * names the grandparent (or nothing). */
-		const char *a[] = {"qemu-img", "rebase", "-q", "-f", "qcow2", "-b", grand_file};
-		for (size_t i = 0; i < XN_ARRAY_LEN(a); i++)
-			xn_strv_push(&argv, a[i]);
-		if (grand) {
-			xn_strv_push(&argv, "-F");
-			xn_strv_push(&argv, "qcow2");
-		}
-		xn_strv_push(&argv, child_url);
-	}
+	char *argv[] = {"qemu-img", "commit", "-q", "-d", "-f", "qcow2", child_url, NULL};
 	xn_error *err = NULL;
 	if (xn_run(h->loop, argv, merged_offline, m, &err) < 0)
 		merged(m, err);

@@ -1,6 +1,8 @@
 /* proc.c: child processes with captured output (proc.h). */
 #include "util/proc.h"
 
+#include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,4 +133,37 @@ int xn_run_sync(char *const *argv, char **output, xn_error **err)
 	else
 		free(res.out);
 	return 0;
+}
+
+void xn_proc_stop_helpers(void)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	static const char *helpers[] = {"qemu-img", "qemu-nbd"};
+	for (struct dirent *e; (e = readdir(d));) {
+		pid_t pid = (pid_t)atoi(e->d_name);
+		if (pid <= 0)
+			continue;
+		char path[64], line[512];
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		size_t n = fread(line, 1, sizeof(line) - 1, f);
+		fclose(f);
+		line[n] = '\0';
+		/* pid (comm) state ppid ...: comm may hold spaces, ends at the last ')' */
+		char *open = strchr(line, '('), *close = strrchr(line, ')');
+		if (!open || !close || close < open)
+			continue;
+		*close = '\0';
+		int ppid = 0;
+		if (sscanf(close + 2, "%*c %d", &ppid) != 1 || ppid != (int)getpid())
+			continue;
+		for (size_t i = 0; i < sizeof(helpers) / sizeof(helpers[0]); i++)
+			if (strcmp(open + 1, helpers[i]) == 0)
+				kill(pid, SIGTERM);
+	}
+	closedir(d);
 }
