@@ -220,10 +220,15 @@ double xn_wall_time(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void xn_fault_point(const char *name)
+bool xn_fault_armed(const char *name)
 {
 	const char *want = getenv("XENIA_FAULT");
-	if (want && strcmp(want, name) == 0) {
+	return want && strcmp(want, name) == 0;
+}
+
+void xn_fault_point(const char *name)
+{
+	if (xn_fault_armed(name)) {
 		fprintf(stderr, "fault point %s: dying\n", name);
 		raise(SIGKILL);
 	}

@@ -74,6 +74,9 @@ char *xn_buf_steal(xn_buf *b);              /* NUL-terminated; b emptied */
  * names this point, the process dies here at once (SIGKILL), as in a
  * crash or a kill -9. */
 void xn_fault_point(const char *name);
+/* Whether XENIA_FAULT names this point (for faults other than the
+ * daemon's own death, such as killing a QEMU). */
+bool xn_fault_armed(const char *name);
 
 /* Monotonic and wall clocks. */
 uint64_t xn_now_ms(void);           /* monotonic, milliseconds */

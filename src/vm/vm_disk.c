@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -384,6 +385,10 @@ static void stream_started(void *ud, json_t *ret, const xn_error *err)
 	struct dom *d = disk_step(o, err);
 	if (d)
 		xn_fault_point("stream-started");
+	if (d && xn_fault_armed("stream-started-kill-qemu")) {
+		xn_warn("fault point stream-started-kill-qemu: killing QEMU pid %d", (int)d->pid);
+		kill(d->pid, SIGKILL);
+	}
 	if (d)
 		xn_dom_qmp(d, "query-jobs", NULL, stream_jobs, o);
 }

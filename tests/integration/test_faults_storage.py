@@ -121,9 +121,12 @@ def data_disk_of(vm):
 
 
 def guest_fill(c, char, offset_mib):
-    """Write 64 KiB of char to the guest's /dev/vdb at offset_mib, synced."""
+    """Write 64 KiB of char to the guest's /dev/vdb at offset_mib, and
+    flush it (fsync of a block device sends the disk a FLUSH; sync(2)
+    alone writes the pages but flushes no disk cache, so a QEMU killed
+    after it may lose them, as a real disk losing power would)."""
     c.run("dd if=/dev/zero bs=65536 count=1 2>/dev/null | tr '\\000' %s"
-          " | dd of=/dev/vdb bs=65536 seek=%d 2>/dev/null; sync; echo ok"
+          " | dd of=/dev/vdb bs=65536 seek=%d conv=fsync 2>/dev/null; echo ok"
           % (char, offset_mib * 16), timeout=60)
 
 
@@ -259,4 +262,43 @@ def test_import_killed_mid_upload():
     assert reads(vdi, 0x4b, 0, 64 * MiB)
     assert not os.listdir(os.path.join(D.data_dir, "transfer"))
     D.xe("vdi-destroy", "uuid=" + vdi)
+    assert_sr_sound()
+
+
+@xenia.time_limit(240)
+def test_online_coalesce_whose_qemu_is_killed():
+    vm, data = vm_with_data_disk("qemukill")
+    write(data, 0x4c, 5 * MiB)
+    D.xe("vm-param-set", "uuid=" + vm, "actions-after-crash=destroy")
+    D.xe("vm-start", "uuid=" + vm)
+    c = D.console(vm)
+    c.wait_prompt()
+    snap = D.xe("vm-snapshot", "vm=" + vm, "new-name-label=s").strip()
+    guest_fill(c, "M", 6)
+    c.close()
+    # the daemon kills the VM's QEMU as soon as the stream job started
+    D.stop()
+    D.env["XENIA_FAULT"] = "stream-started-kill-qemu"
+    try:
+        D.start()
+        D.xe("snapshot-uninstall", "uuid=" + snap, "--force")
+        wait_for(lambda: D.power_state(vm) == "halted", 30, what="the VM halted")
+        assert "stream-started-kill-qemu: killing QEMU" in D.log_text()
+    finally:
+        D.stop()
+        del D.env["XENIA_FAULT"]
+        D.start()
+    # the merge is done offline now, nothing lost
+    wait_for(no_base_copies, 60, 0.5, what="the merge finished offline")
+    assert reads(data, 0x4c, 5 * MiB), "what was there before the snapshot is lost"
+    assert reads(data, 0x4d, 6 * MiB), "what the guest wrote after the snapshot is lost"
+    assert_sr_sound()
+    D.xe("vm-start", "uuid=" + vm)
+    c = D.console(vm)
+    try:
+        c.wait_prompt()
+    finally:
+        c.close()
+    D.xe("vm-shutdown", "uuid=" + vm, "--force")
+    D.xe("vm-uninstall", "uuid=" + vm, "--force")
     assert_sr_sound()
