@@ -39,10 +39,12 @@ def test_tokens_across_reconnects_never_miss_or_repeat():
         assert descs == ["v%d" % i], descs  # exactly this change, once
         seen += descs
     assert seen == ["v%d" % i for i in range(30)]
-    # nothing new: an empty batch after the timeout, same token
+    # nothing new: an empty batch after the timeout; the token is the
+    # database's generation (as xapi's), which background work on other
+    # classes (the SR's sizes) may move on, never back
     t0 = time.monotonic()
     batch = event_from(["pool"], token, 0.5)
-    assert batch["events"] == [] and batch["token"] == token
+    assert batch["events"] == [] and batch["token"] >= token, (batch, token)
     assert 0.4 < time.monotonic() - t0 < 5
 
 
