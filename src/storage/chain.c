@@ -25,14 +25,18 @@
 #include "vm/vm.h"
 
 #define GC_DELAY_MS 200
+#define GC_RETRY_MS 5000    /* after a failed merge */
 
 struct gc {
 	xn_host *h;
 	char *sr;
 	json_t *files;
 	bool again;
+	bool retry;                  /* a merge failed (an image lock, most likely) */
 	int pending;
 };
+
+static void kick_after(xn_host *h, const char *sr_ref, uint64_t ms);
 
 static json_t *running_gcs;   /* sr ref -> true while a pass runs; "again" */
 
@@ -70,6 +74,8 @@ static void gc_finish(struct gc *g)
 	xn_sr_update_sizes(h, g->sr);
 	if (again && xn_db_get(h->db, g->sr))
 		xn_sr_gc_kick(h, g->sr);
+	else if (g->retry && xn_db_get(h->db, g->sr))
+		kick_after(h, g->sr, GC_RETRY_MS);
 	json_decref(g->files);
 	free(g->sr);
 	free(g);
@@ -118,9 +124,11 @@ static void merged(void *ud, xn_error *err)
 		  xn_streq(xn_db_str(h->db, m->child, "location"), m->child_loc) &&
 		  xn_streq(xn_db_str(h->db, m->base, "location"), m->base_loc) &&
 		  (!m->commit || same_children(h, m));
-	if (err)
+	if (err) {
 		xn_warn("storage: merging '%s' and '%s': %s", m->base_loc, m->child_loc,
 			err->message);
+		g->retry = true;
+	}
 	xn_error_free(err);
 	if (ok) {
 		xn_fault_point("merge-before-commit");
@@ -282,6 +290,10 @@ static void tidy_base_copies(struct gc *g)
 {
 	xn_host *h = g->h;
 	json_t *vdis = json_deep_copy(xn_db_field(h->db, g->sr, "VDIs"));
+	/* one merge at a time per SR: merges in one chain would take each
+	 * other's image locks (a commit writes the base a neighbour's merge
+	 * opens); the pass after it starts the next */
+	bool merging = false;
 	size_t i;
 	json_t *v;
 	json_array_foreach(vdis, i, v) {
@@ -304,8 +316,10 @@ static void tidy_base_copies(struct gc *g)
 			} else {
 				xn_error_free(err);
 			}
-		} else if (n == 1 && !xn_storage_held(g->sr, xn_db_str(h->db, child, "location")) &&
+		} else if (n == 1 && !merging &&
+			   !xn_storage_held(g->sr, xn_db_str(h->db, child, "location")) &&
 			   (xn_vdi_open_vbd(h, child, XN_VBD_RW) || !in_use(h, child, 0))) {
+			merging = true;
 			merge(g, vdi, child);
 		}
 	}
@@ -373,14 +387,19 @@ static void kick_fire(uv_timer_t *t)
 	uv_close((uv_handle_t *)t, kick_closed);
 }
 
-void xn_sr_gc_kick(xn_host *h, const char *sr_ref)
+static void kick_after(xn_host *h, const char *sr_ref, uint64_t ms)
 {
 	struct kick *k = xn_calloc(1, sizeof(*k));
 	k->h = h;
 	k->sr = xn_strdup(sr_ref);
 	uv_timer_init(h->loop, &k->timer);
 	k->timer.data = k;
-	uv_timer_start(&k->timer, kick_fire, GC_DELAY_MS, 0);
+	uv_timer_start(&k->timer, kick_fire, ms, 0);
+}
+
+void xn_sr_gc_kick(xn_host *h, const char *sr_ref)
+{
+	kick_after(h, sr_ref, GC_DELAY_MS);
 }
 
 int xn_sr_gc_sync(xn_host *h, const char *sr_ref, xn_error **err)

@@ -40,6 +40,11 @@ struct vmcopy {
 
 static void vmcopy_free(struct vmcopy *v)
 {
+	for (size_t i = 0; v->kind == COPY && i < v->n; i++) {
+		json_t *d = json_array_get(v->disks, i);
+		xn_storage_release(v->h, json_string_value(json_array_get(d, 2)),
+				   json_string_value(json_array_get(d, 1)));
+	}
 	for (size_t i = 0; i < v->n; i++)
 		xn_vdi_fork_free(v->forks ? v->forks[i] : NULL);
 	free(v->forks);
@@ -322,8 +327,16 @@ static int collect(struct vmcopy *v, json_t *ignore, xn_error **err)
 							   v->sr ? v->sr : xn_db_str(h->db, vdi, "SR")));
 	}
 	v->n = json_array_size(v->disks);
-	if (v->kind == COPY)
+	if (v->kind == COPY) {
+		/* the copies' files are ours until their records exist: the
+		 * collector leaves held files alone (vmcopy_free lets go) */
+		for (i = 0; i < v->n; i++) {
+			json_t *d = json_array_get(v->disks, i);
+			xn_storage_hold(h, json_string_value(json_array_get(d, 2)),
+					json_string_value(json_array_get(d, 1)));
+		}
 		return 0;
+	}
 	v->forks = xn_calloc(v->n + 1, sizeof(*v->forks));
 	for (i = 0; i < v->n; i++) {
 		const char *vdi = json_string_value(json_array_get(json_array_get(v->disks, i), 0));
