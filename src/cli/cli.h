@@ -286,6 +286,12 @@ int xe_cmd_console(xe_ctx *ctx, xn_error **err);
 /* Print the uuid of a new object of class cls named by ref (taken);
  * -1 if ref is NULL (the call failed) or the look-up fails. */
 int xe_print_new_uuid(xe_ctx *ctx, const char *cls, json_t *ref, xn_error **err);
+/* <cls>.destroy of the object uuid= names. */
+int xe_destroy_by_uuid(xe_ctx *ctx, const char *cls, xn_error **err);
+int xe_cmd_network_create(xe_ctx *ctx, xn_error **err);
+int xe_cmd_network_destroy(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vif_create(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vif_destroy(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vdi_create(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vdi_destroy(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vbd_create(xe_ctx *ctx, xn_error **err);

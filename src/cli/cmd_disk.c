@@ -19,7 +19,7 @@ int xe_print_new_uuid(xe_ctx *ctx, const char *cls, json_t *ref, xn_error **err)
 	return 0;
 }
 
-static int destroy_by_uuid(xe_ctx *ctx, const char *cls, xn_error **err)
+int xe_destroy_by_uuid(xe_ctx *ctx, const char *cls, xn_error **err)
 {
 	XN_AUTOFREE char *ref = xe_ref_by_uuid(ctx, cls, xe_arg(ctx->args, "uuid"), err);
 	if (!ref)
@@ -51,7 +51,7 @@ int xe_cmd_vdi_create(xe_ctx *ctx, xn_error **err)
 
 int xe_cmd_vdi_destroy(xe_ctx *ctx, xn_error **err)
 {
-	return destroy_by_uuid(ctx, "VDI", err);
+	return xe_destroy_by_uuid(ctx, "VDI", err);
 }
 
 /* vbd-create vm-uuid= device= [vdi-uuid=] [bootable=] [type=Disk|CD]
@@ -83,7 +83,7 @@ int xe_cmd_vbd_create(xe_ctx *ctx, xn_error **err)
 
 int xe_cmd_vbd_destroy(xe_ctx *ctx, xn_error **err)
 {
-	return destroy_by_uuid(ctx, "VBD", err);
+	return xe_destroy_by_uuid(ctx, "VBD", err);
 }
 
 /* vdi-resize uuid= disk-size=: grow a disk; a running VM sees the new

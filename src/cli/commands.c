@@ -60,6 +60,18 @@ static const xe_cmd handwritten[] = {
 	 "Attach a disk (or an empty drive) to a VM as device N; prints the VBD's uuid.", NULL},
 	{"vbd-destroy", xe_cmd_vbd_destroy, "uuid", "", XE_CMD_STANDARD,
 	 "Remove a VBD (the disk stays).", NULL},
+	/* networks and VIFs (cmd_net.c) */
+	{"network-create", xe_cmd_network_create, "name-label", "name-description MTU bridge",
+	 XE_CMD_STANDARD,
+	 "Create a network (a bridge; a private one until a PIF joins it); prints its uuid.",
+	 NULL},
+	{"network-destroy", xe_cmd_network_destroy, "uuid", "", XE_CMD_STANDARD,
+	 "Destroy a network no VIF or PIF uses, and its bridge.", NULL},
+	{"vif-create", xe_cmd_vif_create, "vm-uuid network-uuid device", "mac", XE_CMD_STANDARD,
+	 "Give a VM a NIC as device N on a network (mac= or a generated one); prints its uuid.",
+	 NULL},
+	{"vif-destroy", xe_cmd_vif_destroy, "uuid", "", XE_CMD_STANDARD,
+	 "Remove a VIF (refused while it is plugged into a running VM).", NULL},
 	/* disks and CD drives of VMs (cmd_vbd.c) */
 	{"vbd-plug", xe_cmd_vbd_plug, "uuid", "", XE_CMD_STANDARD,
 	 "Hot-plug a VBD into its running VM (disks only; CD drives take inserts).", NULL},

@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "console/console.h"
 #include "engine/qemu_proc.h"
+#include "net/net.h"
 #include "storage/storage.h"
 #include "storage/vdi_transfer.h"
 #include "util/fs.h"
@@ -136,6 +137,7 @@ static int start(xn_error **err)
 	xn_sessions_init(&host);
 	xn_vm_register(host.api);
 	xn_storage_register(host.api);
+	xn_net_register(host.api);
 	xn_consoles_init(&host);
 	if (xn_vdi_transfer_init(&host, err) < 0)
 		return -1;

@@ -132,6 +132,8 @@ static int check_host_side(const xn_qemu_input *in, xn_error **err)
 	return 0;
 }
 
+static int check_nics(const xn_qemu_input *in, xn_error **err);
+
 static int check_input(const xn_qemu_input *in, xn_error **err)
 {
 	if (!in->vm)
@@ -140,7 +142,7 @@ static int check_input(const xn_qemu_input *in, xn_error **err)
 	if (!xn_uuid_valid(rec_str(in->vm, "uuid")))
 		return fail_invalid(err, "uuid", rec_str(in->vm, "uuid"));
 	if (check_host_side(in, err) < 0 || check_memory(in->vm, err) < 0 ||
-	    check_vcpus(in->vm, err) < 0)
+	    check_vcpus(in->vm, err) < 0 || check_nics(in, err) < 0)
 		return -1;
 	const char *kernel = rec_str(in->vm, "PV_kernel");
 	const char *ramdisk = rec_str(in->vm, "PV_ramdisk");
@@ -165,6 +167,56 @@ static int parse_userdevice(const char *s, long *out)
 	if (*end || v < 0 || v > MAX_USERDEVICE)
 		return -1;
 	*out = v;
+	return 0;
+}
+
+/* ---- NICs ---- */
+
+static int nic_check(const xn_qemu_nic *n, xn_error **err)
+{
+	const char *dev = rec_str(n->vif, "device");
+	long d;
+	if (parse_userdevice(dev, &d) < 0 || d > 15)
+		return fail_invalid(err, "VIF device", dev);
+	const char *mac = rec_str(n->vif, "MAC");
+	unsigned b[6];
+	char tail;
+	if (strlen(mac) != 17 || sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2],
+					&b[3], &b[4], &b[5], &tail) != 6)
+		return fail_invalid(err, "MAC", mac);
+	if (n->fd < 3)
+		return xn_fail_internal(err, "no tap descriptor for VIF %s", dev);
+	return 0;
+}
+
+char *xn_qemu_nic_netdev(const xn_qemu_nic *n, xn_error **err)
+{
+	if (nic_check(n, err) < 0)
+		return NULL;
+	return xn_asprintf("tap,id=net-%s,fd=%d,vhost=off", rec_str(n->vif, "device"), n->fd);
+}
+
+json_t *xn_qemu_nic_device(const xn_qemu_nic *n, const char *port, xn_error **err)
+{
+	if (nic_check(n, err) < 0)
+		return NULL;
+	const char *dev = rec_str(n->vif, "device");
+	return json_pack("{s:s, s:o, s:s, s:o, s:s}", "driver", "virtio-net-pci", "netdev",
+			 json_sprintf("net-%s", dev), "mac", rec_str(n->vif, "MAC"), "id",
+			 json_sprintf("vif-%s", dev), "bus", port);
+}
+
+static int check_nics(const xn_qemu_input *in, xn_error **err)
+{
+	for (size_t i = 0; i < in->nnics; i++) {
+		if (nic_check(&in->nics[i], err) < 0)
+			return -1;
+		for (size_t j = 0; j < i; j++)
+			if (xn_streq(rec_str(in->nics[i].vif, "device"),
+				     rec_str(in->nics[j].vif, "device")))
+				return fail_invalid(err, "VIF device",
+						    rec_str(in->nics[i].vif, "device"));
+	}
 	return 0;
 }
 
@@ -513,6 +565,16 @@ static void push_devices(char ***argv, const xn_qemu_input *in, const slot *s)
 			scsi = true;
 		}
 		push_cd(argv, &s[i], pv);
+	}
+	for (size_t i = 0; i < in->nnics; i++) {
+		const char *dev = rec_str(in->nics[i].vif, "device");
+		XN_AUTOFREE char *port = xn_asprintf("rp-vif-%s", dev);
+		xn_strv_push(argv, "-device");
+		xn_strv_pushf(argv, "pcie-root-port,id=%s,bus=pcie.0,chassis=%d", port, chassis++);
+		XN_AUTOFREE char *netdev = xn_qemu_nic_netdev(&in->nics[i], NULL);
+		xn_strv_push(argv, "-netdev");
+		xn_strv_push(argv, netdev);
+		push_json(argv, "-device", xn_qemu_nic_device(&in->nics[i], port, NULL));
 	}
 	for (int i = 0; i < XN_QEMU_HOTPLUG_PORTS; i++) {
 		xn_strv_push(argv, "-device");

@@ -29,10 +29,17 @@ typedef struct xn_qemu_disk {
 	const char *format;   /* "qcow2" or "raw" */
 } xn_qemu_disk;
 
+typedef struct xn_qemu_nic {
+	json_t *vif;          /* VIF record (borrowed) */
+	int fd;               /* the tap's descriptor number in QEMU */
+} xn_qemu_nic;
+
 typedef struct xn_qemu_input {
 	json_t *vm;                 /* VM record (borrowed) */
 	const xn_qemu_disk *disks;
 	size_t ndisks;
+	const xn_qemu_nic *nics;    /* virtio-net NICs on taps the daemon made */
+	size_t nnics;
 	const char *engine;         /* "kvm" or "tcg" */
 	const char *run_dir;        /* per-VM runtime dir */
 	const char *qemu_binary;    /* e.g. "qemu-system-x86_64" */
@@ -66,6 +73,13 @@ int xn_qemu_disk_blockdevs(const xn_qemu_disk *d, json_t **file, json_t **drive,
  * bootindex 0 means none. */
 json_t *xn_qemu_disk_device(const xn_qemu_disk *d, const char *port, int bootindex,
 			    xn_error **err);
+
+/* The -netdev (key=value form) and -device objects of a NIC: netdev
+ * net-<device> on the tap descriptor, virtio-net-pci vif-<device> with
+ * the VIF's MAC on PCIe root port `port` (caller frees / new reference).
+ * NULL with INVALID_VALUE for a bad device or MAC. */
+char *xn_qemu_nic_netdev(const xn_qemu_nic *n, xn_error **err);
+json_t *xn_qemu_nic_device(const xn_qemu_nic *n, const char *port, xn_error **err);
 
 /* Whether the disk opens read-only: a CD, a VBD in mode RO or a VDI
  * marked read_only. */

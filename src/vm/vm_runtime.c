@@ -28,6 +28,7 @@
 
 #include "console/console.h"
 #include "engine/qemu_argv.h"
+#include "net/net.h"
 #include "engine/qmp_commands.h"
 #include "storage/storage.h"
 #include "util/fs.h"
@@ -158,6 +159,7 @@ static void record_halted(xn_host *h, xn_changes *cs, const char *vm_ref, bool k
 	if (dr)
 		xn_changes_delete(cs, dr);
 	set_attached(h, cs, json_object_get(rec, "VBDs"), false);
+	set_attached(h, cs, json_object_get(rec, "VIFs"), false);
 	xn_vm_refresh_allowed(cs, vm_ref);
 }
 
@@ -400,6 +402,7 @@ static void record_running(struct start *s)
 	XN_AUTOFREE char *loc = xn_asprintf("https://%s/console?ref=%s", xn_host_address(h), con);
 	xn_changes_set(cs, con, "location", json_string(loc));
 	set_attached(h, cs, s->vbds, true);
+	set_attached(h, cs, xn_db_field(h->db, d->ref, "VIFs"), true);
 	xn_vm_refresh_allowed(cs, d->ref);
 	xn_error *err = NULL;
 	if (xn_db_commit(h->db, cs, &err) < 0) {
@@ -715,12 +718,33 @@ static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_
 	size_t ndisks;
 	json_t *nodes = NULL, *vbds = NULL;
 	XN_AUTOFREE xn_qemu_disk *disks = collect_disks(h, vm, &ndisks, &nodes, &vbds);
-	xn_qemu_input in = {.vm = vm, .disks = disks, .ndisks = ndisks, .engine = h->engine,
-			    .run_dir = run_dir, .qemu_binary = h->qemu_binary,
-			    .incoming = fd >= 0 ? "fd:3" : NULL};
+	/* the VIFs' taps, made here and handed to QEMU as fds 4, 5, ... (3 is
+	 * a resume's saved state); ours are closed once QEMU has them */
+	xn_net_tap *taps = NULL;
+	size_t ntaps = 0;
+	if (xn_net_vm_taps(h, vm_ref, &taps, &ntaps, &err) < 0) {
+		json_decref(nodes);
+		json_decref(vbds);
+		xn_vm_disk_release(h, locks, NULL);
+		done(ud, err);
+		return;
+	}
+	XN_AUTOFREE xn_qemu_nic *nics = xn_calloc(ntaps + 1, sizeof(*nics));
+	XN_AUTOFREE xn_qemu_fd *extra = xn_calloc(ntaps + 1, sizeof(*extra));
+	size_t nextra = 0;
+	if (fd >= 0)
+		extra[nextra++] = (xn_qemu_fd){fd, 3};
+	for (size_t i = 0; i < ntaps; i++) {
+		nics[i] = (xn_qemu_nic){.vif = xn_db_get(h->db, taps[i].vif), .fd = 4 + (int)i};
+		extra[nextra++] = (xn_qemu_fd){taps[i].fd, 4 + (int)i};
+	}
+	xn_qemu_input in = {.vm = vm, .disks = disks, .ndisks = ndisks, .nics = nics,
+			    .nnics = ntaps, .engine = h->engine, .run_dir = run_dir,
+			    .qemu_binary = h->qemu_binary, .incoming = fd >= 0 ? "fd:3" : NULL};
 	XN_AUTOSTRV char **argv = xn_qemu_argv(&in, &err);
 	json_decref(nodes);
 	if (!argv || xn_rm_rf(run_dir, &err) < 0 || xn_mkdir_p(run_dir, 0700, &err) < 0) {
+		xn_net_taps_free(taps, ntaps);
 		json_decref(vbds);
 		xn_vm_disk_release(h, locks, NULL);
 		done(ud, err);
@@ -732,10 +756,10 @@ static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_
 	d->ref = xn_strdup(vm_ref);
 	d->uuid = xn_strdup(uuid);
 	d->run_dir = xn_strdup(run_dir);
-	xn_qemu_fd extra = {fd, 3};
-	xn_qemu_spawn_opts o = {.argv = argv, .log_path = log, .fds = fd >= 0 ? &extra : NULL,
-				.nfds = fd >= 0 ? 1 : 0, .on_exit = on_proc_exit, .ud = d};
+	xn_qemu_spawn_opts o = {.argv = argv, .log_path = log, .fds = nextra ? extra : NULL,
+				.nfds = nextra, .on_exit = on_proc_exit, .ud = d};
 	d->proc = xn_qemu_spawn(h->loop, &o, &err);
+	xn_net_taps_free(taps, ntaps);
 	if (!d->proc) {
 		json_decref(vbds);
 		xn_vm_disk_release(h, locks, NULL);

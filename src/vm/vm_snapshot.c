@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <string.h>
 
+#include "net/net.h"
 #include "storage/storage.h"
 #include "util/log.h"
 #include "util/uuid.h"
@@ -188,6 +189,9 @@ static int commit_records(struct vmcopy *v, xn_error **err)
 		xn_changes_add(cs, xn_model_class("VBD"), NULL, vbd);
 	}
 	json_decref(map);
+	/* a snapshot keeps the NICs' addresses (a revert brings them back);
+	 * a clone or copy is another machine on the network: new ones */
+	xn_net_copy_vifs(h, cs, v->src, vm, v->kind == SNAPSHOT || v->kind == CHECKPOINT);
 	xn_vm_refresh_allowed(cs, vm);
 	if (xn_db_commit(h->db, cs, err) < 0)
 		return -1;
@@ -524,6 +528,12 @@ static void revert_commit(struct revert *r)
 		if (val)
 			xn_changes_set(cs, r->vm, config_fields[k], json_deep_copy(val));
 	}
+	/* the NICs as they were (their MACs are the snapshot's) */
+	size_t vi;
+	json_t *vv;
+	json_array_foreach(xn_db_field(h->db, r->vm, "VIFs"), vi, vv)
+		xn_changes_delete(cs, json_string_value(vv));
+	xn_net_copy_vifs(h, cs, r->snap, r->vm, true);
 	xn_vm_refresh_allowed(cs, r->vm);
 	xn_error *err = NULL;
 	if (xn_db_commit(h->db, cs, &err) < 0) {

@@ -70,11 +70,21 @@ static char *run_case(json_t *input, bool *is_err)
 		disks[i].node = json_is_null(node) ? NULL : node;
 		disks[i].format = json_string_value(json_object_get(d, "format"));
 	}
+	json_t *jnics = json_object_get(input, "nics");
+	size_t nn = json_array_size(jnics);
+	xn_qemu_nic *nics = xn_calloc(nn ? nn : 1, sizeof(*nics));
+	for (size_t i = 0; i < nn; i++) {
+		json_t *x = json_array_get(jnics, i);
+		nics[i].vif = record("VIF", json_object_get(x, "vif"));
+		nics[i].fd = (int)json_integer_value(json_object_get(x, "fd"));
+	}
 	const char *bin = json_string_value(json_object_get(input, "qemu_binary"));
 	xn_qemu_input in = {
 		.vm = record("VM", json_object_get(input, "vm")),
 		.disks = disks,
 		.ndisks = n,
+		.nics = nics,
+		.nnics = nn,
 		.engine = json_string_value(json_object_get(input, "engine")),
 		.run_dir = json_string_value(json_object_get(input, "run_dir")),
 		.qemu_binary = bin ? bin : "qemu-system-x86_64",
@@ -105,6 +115,9 @@ static char *run_case(json_t *input, bool *is_err)
 		json_decref(disks[i].vdi);
 	}
 	free(disks);
+	for (size_t i = 0; i < nn; i++)
+		json_decref(nics[i].vif);
+	free(nics);
 	json_decref(in.vm);
 	return xn_buf_steal(&out);
 }

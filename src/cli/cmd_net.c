@@ -1,0 +1,52 @@
+/* cmd_net.c: network-create/destroy and vif-create/destroy
+ * (xenapi.md §4: `xe network-create name-label=`, `xe vif-create
+ * vm-uuid= network-uuid= device= [mac=]`). Listing and params are the
+ * generic *-list and *-param-* commands. */
+#include <stdlib.h>
+
+#include "cli/cli.h"
+
+int xe_cmd_network_create(xe_ctx *ctx, xn_error **err)
+{
+	const xe_args *a = ctx->args;
+	json_t *args = json_pack("{s:s,s:s,s:{},s:s}", "name_label", xe_arg(a, "name-label"),
+				 "name_description", xe_arg(a, "name-description") ?: "",
+				 "other_config", "bridge", xe_arg(a, "bridge") ?: "");
+	const char *mtu = xe_arg(a, "MTU");
+	if (mtu) {
+		char *end = NULL;
+		long v = strtol(mtu, &end, 10);
+		if (!*mtu || *end || v < 68 || v > 65535)
+			return xe_fail(err, "Error: MTU must be a number from 68 to 65535");
+		json_object_set_new(args, "MTU", json_integer(v));
+	}
+	return xe_print_new_uuid(ctx, "network",
+				 xe_call(ctx->conn, "network.create", json_pack("[o]", args), err), err);
+}
+
+int xe_cmd_network_destroy(xe_ctx *ctx, xn_error **err)
+{
+	return xe_destroy_by_uuid(ctx, "network", err);
+}
+
+int xe_cmd_vif_create(xe_ctx *ctx, xn_error **err)
+{
+	const xe_args *a = ctx->args;
+	XN_AUTOFREE char *vm = xe_ref_by_uuid(ctx, "VM", xe_arg(a, "vm-uuid"), err);
+	if (!vm)
+		return -1;
+	XN_AUTOFREE char *net = xe_ref_by_uuid(ctx, "network", xe_arg(a, "network-uuid"), err);
+	if (!net)
+		return -1;
+	json_t *args = json_pack("{s:s,s:s,s:s,s:s,s:I,s:{},s:s,s:{}}", "VM", vm, "network", net,
+				 "device", xe_arg(a, "device"), "MAC", xe_arg(a, "mac") ?: "",
+				 "MTU", (json_int_t)0, "other_config", "qos_algorithm_type", "",
+				 "qos_algorithm_params");
+	return xe_print_new_uuid(ctx, "VIF",
+				 xe_call(ctx->conn, "VIF.create", json_pack("[o]", args), err), err);
+}
+
+int xe_cmd_vif_destroy(xe_ctx *ctx, xn_error **err)
+{
+	return xe_destroy_by_uuid(ctx, "VIF", err);
+}

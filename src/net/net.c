@@ -1,0 +1,322 @@
+/* net.c: networks and VIFs (net.h). */
+#include "net/net.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "net/netlink.h"
+#include "util/log.h"
+#include "util/uuid.h"
+
+#define XN_NET_MAX_VIFS 16  /* devices 0..15 per VM */
+
+/* ---- names ------------------------------------------------------------- */
+
+static bool ifname_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 15)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("_.-", *p))
+			return false;
+	return true;
+}
+
+char *xn_net_tap_name(const char *vm_uuid, const char *device)
+{
+	return xn_asprintf("vif%.8s.%s", vm_uuid, device);
+}
+
+/* The lowest "xapi<N>" no network record names as its bridge. */
+static char *free_bridge_name(xn_host *h)
+{
+	json_t *all = xn_db_all(h->db, xn_model_class("network"));
+	for (int n = 0;; n++) {
+		XN_AUTOFREE char *name = xn_asprintf("xapi%d", n);
+		bool used = xn_nl_link_exists(name);
+		const char *k;
+		json_t *v;
+		json_object_foreach(all, k, v)
+			used |= xn_streq(json_string_value(json_object_get(v, "bridge")), name);
+		if (!used)
+			return xn_steal(&name);
+	}
+}
+
+/* ---- MAC addresses ------------------------------------------------------------ */
+
+/* "aa:bb:cc:dd:ee:ff", lowercased in place; a unicast address. */
+static bool mac_ok(char *mac)
+{
+	unsigned b[6];
+	char tail;
+	if (strlen(mac) != 17 ||
+	    sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &tail) != 6)
+		return false;
+	for (char *p = mac; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	bool zero = !(b[0] | b[1] | b[2] | b[3] | b[4] | b[5]);
+	return !(b[0] & 1) && !zero;
+}
+
+/* The VIF that has mac, or NULL. */
+static const char *vif_with_mac(xn_host *h, const char *mac)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(xn_db_all(h->db, xn_model_class("VIF")), k, v)
+		if (strcasecmp(json_string_value(json_object_get(v, "MAC")) ?: "", mac) == 0)
+			return k;
+	return NULL;
+}
+
+char *xn_net_new_mac(xn_host *h)
+{
+	for (;;) {
+		unsigned char b[6];
+		if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+			abort(); /* the kernel's entropy is there from boot on */
+		b[0] = (unsigned char)((b[0] & 0xfc) | 0x02);
+		char *mac = xn_asprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3],
+					b[4], b[5]);
+		if (!vif_with_mac(h, mac))
+			return mac;
+		free(mac);
+	}
+}
+
+/* ---- network.create, network.destroy ------------------------------------------ */
+
+static void network_create(xn_call *c)
+{
+	xn_host *h = c->host;
+	json_t *args = xn_call_arg(c, 0);
+	if (!json_is_object(args)) {
+		xn_call_fail_code(c, "FIELD_TYPE_ERROR", "args", NULL);
+		return;
+	}
+	const char *bridge = json_string_value(json_object_get(args, "bridge"));
+	if (bridge && bridge[0]) {
+		if (!ifname_ok(bridge)) {
+			xn_call_fail_code(c, "INVALID_VALUE", "bridge", bridge, NULL);
+			return;
+		}
+		const char *k;
+		json_t *v;
+		json_object_foreach(xn_db_all(h->db, xn_model_class("network")), k, v) {
+			if (xn_streq(json_string_value(json_object_get(v, "bridge")), bridge)) {
+				xn_call_fail_code(c, "INVALID_VALUE", "bridge", bridge, NULL);
+				return;
+			}
+		}
+	} else {
+		XN_AUTOFREE char *name = free_bridge_name(h);
+		json_object_set_new(args, "bridge", json_string(name));
+	}
+	xn_accessor_call(c, xn_model_class("network"), "create");
+}
+
+/* Whether Xenia made this network's bridge (and so removes it). */
+static bool own_bridge(xn_host *h, const char *net)
+{
+	const char *bridge = xn_db_str(h->db, net, "bridge");
+	return xn_db_bool(h->db, net, "managed") && xn_str_has_prefix(bridge, "xapi");
+}
+
+static void network_destroy(xn_call *c)
+{
+	xn_host *h = c->host;
+	const char *net = xn_call_arg_str(c, 0);
+	if (xn_db_class_of(h->db, net) != xn_model_class("network")) {
+		xn_call_fail_code(c, "HANDLE_INVALID", "network", net, NULL);
+		return;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(xn_db_field(h->db, net, "VIFs"), i, v) {
+		xn_call_fail_code(c, "NETWORK_CONTAINS_VIF", json_string_value(v), NULL);
+		return;
+	}
+	json_array_foreach(xn_db_field(h->db, net, "PIFs"), i, v) {
+		xn_call_fail_code(c, "NETWORK_CONTAINS_PIF", json_string_value(v), NULL);
+		return;
+	}
+	XN_AUTOFREE char *bridge = xn_strdup(xn_db_str(h->db, net, "bridge"));
+	bool own = own_bridge(h, net);
+	xn_changes *cs = xn_changes_new(h->db);
+	xn_changes_delete(cs, net);
+	xn_error *err = NULL;
+	if (xn_db_commit(h->db, cs, &err) < 0) {
+		xn_call_fail(c, err);
+		return;
+	}
+	if (own && xn_nl_link_del(bridge, &err) < 0) {
+		xn_warn("net: cannot remove bridge %s: %s", bridge, err->message);
+		xn_error_free(err);
+	}
+	xn_call_return(c, NULL);
+}
+
+/* ---- VIF.create, VIF.destroy --------------------------------------------- */
+
+static void vif_create(xn_call *c)
+{
+	xn_host *h = c->host;
+	json_t *args = xn_call_arg(c, 0);
+	if (!json_is_object(args)) {
+		xn_call_fail_code(c, "FIELD_TYPE_ERROR", "args", NULL);
+		return;
+	}
+	const char *vm = json_string_value(json_object_get(args, "VM"));
+	const char *net = json_string_value(json_object_get(args, "network"));
+	const char *dev = json_string_value(json_object_get(args, "device"));
+	if (!vm || xn_db_class_of(h->db, vm) != xn_model_class("VM")) {
+		xn_call_fail_code(c, "HANDLE_INVALID", "VM", vm ? vm : "", NULL);
+		return;
+	}
+	if (!net || xn_db_class_of(h->db, net) != xn_model_class("network")) {
+		xn_call_fail_code(c, "HANDLE_INVALID", "network", net ? net : "", NULL);
+		return;
+	}
+	char *end = NULL;
+	long n = dev ? strtol(dev, &end, 10) : -1;
+	if (!dev || !*dev || *end || n < 0 || n >= XN_NET_MAX_VIFS) {
+		xn_call_fail_code(c, "INVALID_VALUE", "device", dev ? dev : "", NULL);
+		return;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(xn_db_field(h->db, vm, "VIFs"), i, v) {
+		if (xn_streq(xn_db_str(h->db, json_string_value(v), "device"), dev)) {
+			xn_call_fail_code(c, "DEVICE_ALREADY_EXISTS", dev, NULL);
+			return;
+		}
+	}
+	const char *given = json_string_value(json_object_get(args, "MAC"));
+	if (given && given[0]) {
+		XN_AUTOFREE char *mac = xn_strdup(given);
+		if (!mac_ok(mac)) {
+			xn_call_fail_code(c, "MAC_INVALID", given, NULL);
+			return;
+		}
+		const char *other = vif_with_mac(h, mac);
+		if (other) {
+			XN_AUTOFREE char *why = xn_asprintf("%s is the MAC of VIF %s", mac,
+							    xn_db_str(h->db, other, "uuid"));
+			xn_call_fail_code(c, "INVALID_VALUE", "MAC", why, NULL);
+			return;
+		}
+		json_object_set_new(args, "MAC", json_string(mac));
+	} else {
+		XN_AUTOFREE char *mac = xn_net_new_mac(h);
+		json_object_set_new(args, "MAC", json_string(mac));
+		json_object_set_new(args, "MAC_autogenerated", json_true());
+	}
+	if (!json_integer_value(json_object_get(args, "MTU")))
+		json_object_set_new(args, "MTU", json_integer(xn_db_int(h->db, net, "MTU")
+								      ?: 1500));
+	xn_accessor_call(c, xn_model_class("VIF"), "create");
+}
+
+static void vif_destroy(xn_call *c)
+{
+	xn_host *h = c->host;
+	const char *vif = xn_call_arg_str(c, 0);
+	if (xn_db_class_of(h->db, vif) == xn_model_class("VIF") &&
+	    xn_db_bool(h->db, vif, "currently_attached")) {
+		xn_call_fail_code(c, "OPERATION_NOT_ALLOWED",
+				  "the VIF is plugged into a running VM: unplug it first", NULL);
+		return;
+	}
+	xn_accessor_call(c, xn_model_class("VIF"), "destroy");
+}
+
+static const xn_api_method net_methods[] = {
+	{"network.create", network_create},
+	{"network.destroy", network_destroy},
+	{"VIF.create", vif_create},
+	{"VIF.destroy", vif_destroy},
+	{NULL, NULL},
+};
+
+void xn_net_register(xn_api *api)
+{
+	xn_api_register(api, net_methods);
+}
+
+/* ---- taps for a VM's start ------------------------------------------------------ */
+
+void xn_net_copy_vifs(xn_host *h, xn_changes *cs, const char *from, const char *to,
+		      bool same_macs)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(xn_db_field(h->db, from, "VIFs"), i, v) {
+		json_t *rec = json_deep_copy(xn_db_get(h->db, json_string_value(v)));
+		static const char *reset[] = {"uuid", "current_operations", "allowed_operations",
+					      "metrics", "runtime_properties", NULL};
+		for (size_t k = 0; reset[k]; k++)
+			json_object_del(rec, reset[k]);
+		json_object_set_new(rec, "VM", json_string(to));
+		json_object_set_new(rec, "currently_attached", json_false());
+		if (!same_macs) {
+			XN_AUTOFREE char *mac = xn_net_new_mac(h);
+			json_object_set_new(rec, "MAC", json_string(mac));
+			json_object_set_new(rec, "MAC_autogenerated", json_true());
+		}
+		xn_changes_add(cs, xn_model_class("VIF"), NULL, rec);
+	}
+}
+
+void xn_net_taps_free(xn_net_tap *taps, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (taps[i].fd >= 0)
+			close(taps[i].fd);
+		free(taps[i].vif);
+		free(taps[i].name);
+	}
+	free(taps);
+}
+
+int xn_net_vm_taps(xn_host *h, const char *vm_ref, xn_net_tap **taps, size_t *n,
+		   xn_error **err)
+{
+	json_t *vifs = xn_db_field(h->db, vm_ref, "VIFs");
+	xn_net_tap *t = xn_calloc(json_array_size(vifs) + 1, sizeof(*t));
+	size_t k = 0, i;
+	json_t *v;
+	json_array_foreach(vifs, i, v) {
+		const char *vif = json_string_value(v);
+		const char *net = xn_db_str(h->db, vif, "network");
+		const char *bridge = xn_db_str(h->db, net, "bridge");
+		t[k].fd = -1;
+		t[k].vif = xn_strdup(vif);
+		t[k].name = xn_net_tap_name(xn_db_str(h->db, vm_ref, "uuid"),
+					    xn_db_str(h->db, vif, "device"));
+		k++;
+		if (!bridge[0]) {
+			xn_fail(err, "INVALID_VALUE", "network bridge", xn_db_str(h->db, net, "uuid"),
+				NULL);
+			goto fail;
+		}
+		if ((!xn_nl_link_exists(bridge) && xn_nl_bridge_add(bridge, err) < 0) ||
+		    xn_nl_link_set_up(bridge, true, err) < 0 ||
+		    xn_nl_tap_open(t[k - 1].name, &t[k - 1].fd, err) < 0 ||
+		    xn_nl_link_set_master(t[k - 1].name, bridge, err) < 0 ||
+		    xn_nl_link_set_up(t[k - 1].name, true, err) < 0)
+			goto fail;
+	}
+	*taps = t;
+	*n = k;
+	return 0;
+fail:
+	xn_net_taps_free(t, k);
+	return -1;
+}

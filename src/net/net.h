@@ -1,0 +1,44 @@
+/* net.h: virtual networks (XenAPI network.*, VIF.*) and what a VM's QEMU
+ * needs of them.
+ *
+ * A network is a Linux bridge (its record's `bridge`; "xapi<N>" when
+ * Xenia names it, as xapi does), made when a VM first needs it. A VIF
+ * is a tap device the daemon creates in its network's bridge and hands
+ * to QEMU as a file descriptor, so QEMU needs no network privileges. A
+ * tap is not persistent: it goes with the last descriptor, that is, with
+ * its QEMU, so nothing is left behind when a VM stops or a daemon dies. */
+#ifndef XN_NET_NET_H
+#define XN_NET_NET_H
+
+#include "api/api.h"
+#include "host/host.h"
+
+/* network.* and VIF.* messages that need more than the generic accessors. */
+void xn_net_register(xn_api *api);
+
+/* A random locally administered unicast MAC no VIF has (caller frees). */
+char *xn_net_new_mac(xn_host *h);
+/* Copies of the VIFs of VM from for VM to, added to cs: with the same
+ * MACs (snapshots, reverts) or new ones (clones, copies). */
+void xn_net_copy_vifs(xn_host *h, xn_changes *cs, const char *from, const char *to,
+		      bool same_macs);
+
+/* A VIF's tap, made for a VM about to start. */
+typedef struct xn_net_tap {
+	char *vif;          /* VIF ref */
+	char *name;         /* the tap device */
+	int fd;             /* its descriptor, for QEMU (-1 once handed over) */
+} xn_net_tap;
+
+/* The tap device name of a VM's VIF: "vif" + the VM uuid's first 8 hex
+ * digits + "." + the VIF's device (caller frees). */
+char *xn_net_tap_name(const char *vm_uuid, const char *device);
+
+/* Taps for every VIF of vm, each in its network's bridge (made if
+ * missing) and up: *taps (count *n) or -1 with err (nothing left made). */
+int xn_net_vm_taps(xn_host *h, const char *vm_ref, xn_net_tap **taps, size_t *n,
+		   xn_error **err);
+/* Close the descriptors still held and free. */
+void xn_net_taps_free(xn_net_tap *taps, size_t n);
+
+#endif

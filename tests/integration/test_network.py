@@ -1,0 +1,106 @@
+"""Virtual networks (issue 5): networks as bridges, VIFs as taps the daemon
+makes and hands to QEMU, with real guests. Everything happens on bridges
+the daemon makes; no test touches the machine's own interfaces."""
+
+import os
+import re
+import subprocess
+
+import xenia
+from xenia import wait_for
+
+D = None
+
+
+def setup_module():
+    global D
+    D = xenia.Daemon(shutdown_timeout=10, name="net").start()
+
+
+def teardown_module():
+    D.cleanup()
+
+
+def links():
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
+                         check=True).stdout
+    return {m.group(1): line for line in out.splitlines()
+            for m in [re.match(r"\d+: ([^:@]+)", line)] if m}
+
+
+def guest_up(vm, addr):
+    """Start vm, bring its eth0 up with addr; its console."""
+    D.xe("vm-start", "uuid=" + vm)
+    c = D.console(vm)
+    c.wait_prompt()
+    c.run("ip link set eth0 up; ip addr add %s/24 dev eth0; echo ok" % addr)
+    return c
+
+
+def test_two_vms_on_a_private_network_ping_each_other():
+    net = D.xe("network-create", "name-label=private").strip()
+    assert xenia.UUID_RE.match(net), net
+    bridge = D.xe("network-param-get", "uuid=" + net, "param-name=bridge").strip()
+    assert re.match(r"xapi\d+$", bridge), bridge
+    vms, macs = [], []
+    for name in ("a", "b"):
+        vm = D.install("net-" + name)
+        vif = D.xe("vif-create", "vm-uuid=" + vm, "network-uuid=" + net, "device=0").strip()
+        assert xenia.UUID_RE.match(vif), vif
+        mac = D.xe("vif-param-get", "uuid=" + vif, "param-name=MAC").strip()
+        # generated: locally administered, unicast
+        assert re.match(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$", mac), mac
+        assert int(mac[:2], 16) & 0x03 == 0x02, mac
+        vms.append(vm)
+        macs.append(mac)
+    assert macs[0] != macs[1]
+    ca = guest_up(vms[0], "10.77.0.1")
+    cb = guest_up(vms[1], "10.77.0.2")
+    try:
+        # the taps are in the bridge, and QEMU holds them (not the daemon)
+        have = links()
+        for vm in vms:
+            tap = "vif%s.0" % vm[:8]
+            assert tap in have and ("master " + bridge) in have[tap], have.get(tap)
+        assert ca.run("cat /sys/class/net/eth0/address") == macs[0]
+        out = ca.run("ping -c 3 -W 5 10.77.0.2 >/dev/null && echo reached", timeout=60)
+        assert out == "reached", out
+        out = cb.run("ping -c 3 -W 5 10.77.0.1 >/dev/null && echo reached", timeout=60)
+        assert out == "reached", out
+        assert D.xe("vif-list", "vm-uuid=" + vms[0], "params=currently-attached",
+                    "--minimal").strip() == "true"
+    finally:
+        ca.close()
+        cb.close()
+    # a network in use cannot go
+    r = D.xe("network-destroy", "uuid=" + net, ok=False)
+    assert r.error_code() == "NETWORK_CONTAINS_VIF", r.stderr
+    for vm in vms:
+        D.xe("vm-shutdown", "uuid=" + vm, "--force")
+    # the taps went with their QEMUs
+    wait_for(lambda: not any(("vif%s.0" % vm[:8]) in links() for vm in vms), 10,
+             what="the taps gone")
+    assert D.xe("vif-list", "vm-uuid=" + vms[0], "params=currently-attached",
+                "--minimal").strip() == "false"
+    for vm in vms:
+        D.xe("vm-uninstall", "uuid=" + vm, "--force")
+    assert D.xe("vif-list", "network-uuid=" + net, "--minimal").strip() == ""
+    D.xe("network-destroy", "uuid=" + net)
+    assert bridge not in links()
+
+
+def test_bad_vifs_are_refused():
+    net = D.xe("network-create", "name-label=checks").strip()
+    vm = D.install("net-bad")
+    first = D.xe("vif-create", "vm-uuid=" + vm, "network-uuid=" + net, "device=0",
+                 "mac=02:00:00:00:00:01").strip()
+    for args, code in ((["device=0"], "DEVICE_ALREADY_EXISTS"),
+                       (["device=1", "mac=02:00:00:00:00:01"], "INVALID_VALUE"),
+                       (["device=1", "mac=01:00:00:00:00:01"], "MAC_INVALID"),
+                       (["device=1", "mac=nonsense"], "MAC_INVALID"),
+                       (["device=99"], "INVALID_VALUE")):
+        r = D.xe("vif-create", "vm-uuid=" + vm, "network-uuid=" + net, *args, ok=False)
+        assert r.error_code() == code, (args, r.stderr)
+    assert D.xe("vif-list", "vm-uuid=" + vm, "--minimal").strip() == first
+    D.xe("vm-uninstall", "uuid=" + vm, "--force")
+    D.xe("network-destroy", "uuid=" + net)
