@@ -15,7 +15,7 @@ mapfile -t image_pkgs < <(grep -v '^\s*#' images/tiny-linux/packages.txt | grep 
 pkgs+=("${image_pkgs[@]}")
 case "${1:-}" in
 --test)
-	pkgs+=(python3 procps genisoimage iproute2)
+	pkgs+=(python3 procps genisoimage iproute2 iputils-ping)
 	# a userspace NFS server for the NFS SR tests, and nfs-ls
 	pkgs+=(nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils)
 	# node and npm for tests/clients/xen-api; a node installed some other

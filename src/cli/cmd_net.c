@@ -1,6 +1,7 @@
-/* cmd_net.c: network-create/destroy and vif-create/destroy
- * (xenapi.md §4: `xe network-create name-label=`, `xe vif-create
- * vm-uuid= network-uuid= device= [mac=]`). Listing and params are the
+/* cmd_net.c: network-create/destroy, vif-create/destroy and
+ * vif-plug/unplug (xenapi.md §4: `xe network-create name-label=`, `xe
+ * vif-create vm-uuid= network-uuid= device= [mac=]`, `xe vif-plug
+ * uuid=`). Listing and params are the
  * generic *-list and *-param-* commands. */
 #include <stdlib.h>
 
@@ -49,4 +50,49 @@ int xe_cmd_vif_create(xe_ctx *ctx, xn_error **err)
 int xe_cmd_vif_destroy(xe_ctx *ctx, xn_error **err)
 {
 	return xe_destroy_by_uuid(ctx, "VIF", err);
+}
+
+int xe_cmd_pif_scan(xe_ctx *ctx, xn_error **err)
+{
+	XN_AUTOFREE char *host = xe_ref_by_uuid(ctx, "host", xe_arg(ctx->args, "host-uuid"), err);
+	return host ? xe_call_void(ctx->conn, "PIF.scan", json_pack("[s]", host), err) : -1;
+}
+
+static int pif_op(xe_ctx *ctx, const char *method, xn_error **err)
+{
+	XN_AUTOFREE char *pif = xe_ref_by_uuid(ctx, "PIF", xe_arg(ctx->args, "uuid"), err);
+	return pif ? xe_call_void(ctx->conn, method, json_pack("[s]", pif), err) : -1;
+}
+
+int xe_cmd_pif_plug(xe_ctx *ctx, xn_error **err)
+{
+	return pif_op(ctx, "PIF.plug", err);
+}
+
+int xe_cmd_pif_unplug(xe_ctx *ctx, xn_error **err)
+{
+	return pif_op(ctx, "PIF.unplug", err);
+}
+
+int xe_cmd_pif_forget(xe_ctx *ctx, xn_error **err)
+{
+	return pif_op(ctx, "PIF.forget", err);
+}
+
+/* vif-plug, vif-unplug [--force]: one call on uuid=. */
+static int vif_call(xe_ctx *ctx, const char *method, xn_error **err)
+{
+	XN_AUTOFREE char *ref = xe_ref_by_uuid(ctx, "VIF", xe_arg(ctx->args, "uuid"), err);
+	return ref ? xe_call_void(ctx->conn, method, json_pack("[s]", ref), err) : -1;
+}
+
+int xe_cmd_vif_plug(xe_ctx *ctx, xn_error **err)
+{
+	return vif_call(ctx, "VIF.plug", err);
+}
+
+int xe_cmd_vif_unplug(xe_ctx *ctx, xn_error **err)
+{
+	return vif_call(ctx, xe_arg_flag(ctx->args, "force") ? "VIF.unplug_force" : "VIF.unplug",
+			err);
 }

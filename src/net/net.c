@@ -116,7 +116,14 @@ static void network_create(xn_call *c)
 			}
 		}
 	} else {
+		/* made now, not when first used: the name is then taken for any
+		 * other daemon or tool on this host choosing one */
 		XN_AUTOFREE char *name = free_bridge_name(h);
+		xn_error *err = NULL;
+		if (xn_nl_bridge_add(name, &err) < 0) {
+			xn_call_fail(c, err);
+			return;
+		}
 		json_object_set_new(args, "bridge", json_string(name));
 	}
 	xn_accessor_call(c, xn_model_class("network"), "create");
@@ -126,7 +133,8 @@ static void network_create(xn_call *c)
 static bool own_bridge(xn_host *h, const char *net)
 {
 	const char *bridge = xn_db_str(h->db, net, "bridge");
-	return xn_db_bool(h->db, net, "managed") && xn_str_has_prefix(bridge, "xapi");
+	return xn_db_bool(h->db, net, "managed") &&
+	       (xn_str_has_prefix(bridge, "xapi") || xn_str_has_prefix(bridge, "xenbr"));
 }
 
 static void network_destroy(xn_call *c)
@@ -245,9 +253,22 @@ static const xn_api_method net_methods[] = {
 	{NULL, NULL},
 };
 
+extern const xn_api_method xn_pif_methods[];
+
 void xn_net_register(xn_api *api)
 {
 	xn_api_register(api, net_methods);
+	xn_api_register(api, xn_pif_methods);
+}
+
+int xn_net_init(xn_host *h, xn_error **err)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(xn_db_all(h->db, xn_model_class("PIF")), k, v)
+		if (xn_streq(json_string_value(json_object_get(v, "host")), h->host_ref))
+			return 0;
+	return xn_pif_scan(h, err);
 }
 
 /* ---- taps for a VM's start ------------------------------------------------------ */
@@ -285,6 +306,25 @@ void xn_net_taps_free(xn_net_tap *taps, size_t n)
 	free(taps);
 }
 
+int xn_net_vif_tap(xn_host *h, const char *vm_ref, const char *vif, xn_net_tap *t,
+		   xn_error **err)
+{
+	const char *net = xn_db_str(h->db, vif, "network");
+	const char *bridge = xn_db_str(h->db, net, "bridge");
+	t->fd = -1;
+	t->vif = xn_strdup(vif);
+	t->name = xn_net_tap_name(xn_db_str(h->db, vm_ref, "uuid"), xn_db_str(h->db, vif, "device"));
+	if (!bridge[0])
+		return xn_fail(err, "INVALID_VALUE", "network bridge", xn_db_str(h->db, net, "uuid"),
+			       NULL);
+	if ((!xn_nl_link_exists(bridge) && xn_nl_bridge_add(bridge, err) < 0) ||
+	    xn_nl_link_set_up(bridge, true, err) < 0 || xn_nl_tap_open(t->name, &t->fd, err) < 0 ||
+	    xn_nl_link_set_master(t->name, bridge, err) < 0 ||
+	    xn_nl_link_set_up(t->name, true, err) < 0)
+		return -1;
+	return 0;
+}
+
 int xn_net_vm_taps(xn_host *h, const char *vm_ref, xn_net_tap **taps, size_t *n,
 		   xn_error **err)
 {
@@ -293,30 +333,12 @@ int xn_net_vm_taps(xn_host *h, const char *vm_ref, xn_net_tap **taps, size_t *n,
 	size_t k = 0, i;
 	json_t *v;
 	json_array_foreach(vifs, i, v) {
-		const char *vif = json_string_value(v);
-		const char *net = xn_db_str(h->db, vif, "network");
-		const char *bridge = xn_db_str(h->db, net, "bridge");
-		t[k].fd = -1;
-		t[k].vif = xn_strdup(vif);
-		t[k].name = xn_net_tap_name(xn_db_str(h->db, vm_ref, "uuid"),
-					    xn_db_str(h->db, vif, "device"));
-		k++;
-		if (!bridge[0]) {
-			xn_fail(err, "INVALID_VALUE", "network bridge", xn_db_str(h->db, net, "uuid"),
-				NULL);
-			goto fail;
+		if (xn_net_vif_tap(h, vm_ref, json_string_value(v), &t[k++], err) < 0) {
+			xn_net_taps_free(t, k);
+			return -1;
 		}
-		if ((!xn_nl_link_exists(bridge) && xn_nl_bridge_add(bridge, err) < 0) ||
-		    xn_nl_link_set_up(bridge, true, err) < 0 ||
-		    xn_nl_tap_open(t[k - 1].name, &t[k - 1].fd, err) < 0 ||
-		    xn_nl_link_set_master(t[k - 1].name, bridge, err) < 0 ||
-		    xn_nl_link_set_up(t[k - 1].name, true, err) < 0)
-			goto fail;
 	}
 	*taps = t;
 	*n = k;
 	return 0;
-fail:
-	xn_net_taps_free(t, k);
-	return -1;
 }

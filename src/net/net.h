@@ -13,8 +13,14 @@
 #include "api/api.h"
 #include "host/host.h"
 
-/* network.* and VIF.* messages that need more than the generic accessors. */
+/* network.*, VIF.* and PIF.* messages that need more than the generic
+ * accessors. */
 void xn_net_register(xn_api *api);
+/* At daemon start: the host's PIFs are recorded the first time (pif.c). */
+int xn_net_init(xn_host *h, xn_error **err);
+/* PIF.scan: a record (and a network) for every physical-looking
+ * interface that has none. */
+int xn_pif_scan(xn_host *h, xn_error **err);
 
 /* A random locally administered unicast MAC no VIF has (caller frees). */
 char *xn_net_new_mac(xn_host *h);
@@ -34,6 +40,11 @@ typedef struct xn_net_tap {
  * digits + "." + the VIF's device (caller frees). */
 char *xn_net_tap_name(const char *vm_uuid, const char *device);
 
+/* The tap of one VIF of vm, in its network's bridge (made if missing)
+ * and up, into *t (fields owned by *t, to free with xn_net_taps_free
+ * even on failure, when t->fd may be -1). */
+int xn_net_vif_tap(xn_host *h, const char *vm_ref, const char *vif, xn_net_tap *t,
+		   xn_error **err);
 /* Taps for every VIF of vm, each in its network's bridge (made if
  * missing) and up: *taps (count *n) or -1 with err (nothing left made). */
 int xn_net_vm_taps(xn_host *h, const char *vm_ref, xn_net_tap **taps, size_t *n,

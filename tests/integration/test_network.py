@@ -104,3 +104,86 @@ def test_bad_vifs_are_refused():
     assert D.xe("vif-list", "vm-uuid=" + vm, "--minimal").strip() == first
     D.xe("vm-uninstall", "uuid=" + vm, "--force")
     D.xe("network-destroy", "uuid=" + net)
+
+
+class Outside:
+    """A veth pair as a physical NIC: the host end (`nic`, with addr) in
+    the root namespace, the far end in a namespace of its own (`ns`, with
+    peer), nothing routed off the machine."""
+
+    def __init__(self, tag, addr, peer):
+        self.ns, self.nic, self.far = "xn-%s" % tag, "xn%sh" % tag, "xn%sn" % tag
+        self.addr, self.peer = addr, peer
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True, timeout=30)
+        self.cleanup()
+        run("ip", "netns", "add", self.ns)
+        run("ip", "link", "add", self.nic, "type", "veth", "peer", "name", self.far)
+        run("ip", "link", "set", self.far, "netns", self.ns)
+        run("ip", "-n", self.ns, "link", "set", "lo", "up")
+        run("ip", "-n", self.ns, "addr", "add", peer + "/24", "dev", self.far)
+        run("ip", "-n", self.ns, "link", "set", self.far, "up")
+        run("ip", "addr", "add", addr + "/24", "dev", self.nic)
+        run("ip", "link", "set", self.nic, "up")
+
+    def host_reaches_peer(self):
+        return subprocess.run(["ping", "-c", "1", "-W", "2", self.peer],
+                              capture_output=True, timeout=10).returncode == 0
+
+    def cleanup(self):
+        subprocess.run(["ip", "link", "del", self.nic], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True, timeout=30)
+
+
+def addrs(dev):
+    return subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", dev], capture_output=True,
+                          text=True, timeout=10).stdout
+
+
+def test_a_bridged_nic_keeps_the_host_reachable_and_carries_guests():
+    out = Outside("p1", "10.203.0.1", "10.203.0.2")
+    vm = None
+    try:
+        host = D.xe("host-list", "--minimal").strip()
+        D.xe("pif-scan", "host-uuid=" + host)
+        pif = D.xe("pif-list", "device=" + out.nic, "--minimal").strip()
+        assert xenia.UUID_RE.match(pif), pif
+        assert D.xe("pif-param-get", "uuid=" + pif, "param-name=MAC").strip() == \
+            open("/sys/class/net/%s/address" % out.nic).read().strip()
+        assert D.xe("pif-param-get", "uuid=" + pif, "param-name=IP").strip() == out.addr
+        # eth0 is recorded, as the management interface, and left alone
+        eth0 = D.xe("pif-list", "device=eth0", "params=management", "--minimal").strip()
+        assert eth0 in ("true", ""), eth0
+        net = D.xe("pif-param-get", "uuid=" + pif, "param-name=network-uuid").strip()
+        bridge = D.xe("network-param-get", "uuid=" + net, "param-name=bridge").strip()
+        assert re.match(r"xenbr\d+$", bridge), bridge
+        assert out.host_reaches_peer()
+        D.xe("pif-plug", "uuid=" + pif)
+        # the address moved to the bridge, the NIC is in it, the host still reaches out
+        assert out.addr in addrs(bridge) and out.addr not in addrs(out.nic)
+        assert ("master " + bridge) in links()[out.nic]
+        assert out.host_reaches_peer()
+        # a guest on the network is on the NIC's segment
+        vm = D.install("net-ext")
+        D.xe("vif-create", "vm-uuid=" + vm, "network-uuid=" + net, "device=0")
+        c = guest_up(vm, "10.203.0.7")
+        try:
+            got = c.run("ping -c 3 -W 5 %s >/dev/null && echo reached" % out.peer, timeout=60)
+            assert got == "reached", got
+        finally:
+            c.close()
+        D.xe("vm-shutdown", "uuid=" + vm, "--force")
+        D.xe("pif-unplug", "uuid=" + pif)
+        assert out.addr in addrs(out.nic) and "master" not in links()[out.nic]
+        assert out.host_reaches_peer()
+        # forgotten, its network and bridge can go
+        D.xe("vm-uninstall", "uuid=" + vm, "--force")
+        vm = None
+        assert D.xe("network-destroy", "uuid=" + net, ok=False).error_code() == \
+            "NETWORK_CONTAINS_PIF"
+        D.xe("pif-forget", "uuid=" + pif)
+        D.xe("network-destroy", "uuid=" + net)
+        assert bridge not in links()
+    finally:
+        if vm:
+            D.xe_run("vm-uninstall", "uuid=" + vm, "--force")
+        out.cleanup()

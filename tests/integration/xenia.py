@@ -438,12 +438,17 @@ class Daemon:
         this data dir, remove the dir. Safe to call twice."""
         if self.cleaned:
             return
+        bridges = []
         try:
             if self.running():
                 try:
                     for uuid, state in self.vms().items():
                         if state != "halted":
                             self.xe_run("vm-shutdown", "uuid=" + uuid, "--force", timeout=30)
+                    # the bridges its networks made (never the host's own)
+                    bridges = [b for b in self.xe_run("network-list", "params=bridge",
+                                                      "--minimal").split(",")
+                               if re.match(r"^(xapi|xenbr)\d+$", b.strip())]
                 except Exception:
                     pass
             try:
@@ -452,6 +457,8 @@ class Daemon:
                 self.kill9()
         finally:
             kill_pids(qemu_pids(self.data_dir + "/"))
+            for b in bridges:
+                subprocess.run(["ip", "link", "del", b.strip()], capture_output=True, timeout=30)
             self._log_cache = self.log_text()
             if not os.environ.get("XENIA_TEST_KEEP"):
                 shutil.rmtree(self.data_dir, ignore_errors=True)
