@@ -26,6 +26,8 @@ static const xe_class_spec specs[] = {
 	{"network", "network", NULL, "uuid name-label name-description bridge"},
 	{"vif", "VIF", NULL, "uuid device vm-uuid network-uuid"},
 	{"pif", "PIF", NULL, "uuid device VLAN MAC network-uuid currently-attached host-uuid"},
+	{"vlan", "VLAN", NULL, "uuid tag tagged-PIF untagged-PIF"},
+	{"bond", "Bond", NULL, "uuid master slaves mode"},
 	{"pbd", "PBD", NULL, "uuid host-uuid sr-uuid device-config currently-attached"},
 	{"console", "console", NULL, "uuid vm-uuid vm-name-label protocol location"},
 	{"task", "task", NULL, "uuid name-label name-description status progress"},

@@ -4,6 +4,7 @@
  * uuid=`). Listing and params are the
  * generic *-list and *-param-* commands. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
@@ -95,4 +96,57 @@ int xe_cmd_vif_unplug(xe_ctx *ctx, xn_error **err)
 {
 	return vif_call(ctx, xe_arg_flag(ctx->args, "force") ? "VIF.unplug_force" : "VIF.unplug",
 			err);
+}
+
+int xe_cmd_vlan_create(xe_ctx *ctx, xn_error **err)
+{
+	const xe_args *a = ctx->args;
+	XN_AUTOFREE char *net = xe_ref_by_uuid(ctx, "network", xe_arg(a, "network-uuid"), err);
+	XN_AUTOFREE char *pif = net ? xe_ref_by_uuid(ctx, "PIF", xe_arg(a, "pif-uuid"), err) : NULL;
+	if (!pif)
+		return -1;
+	char *end = NULL;
+	long long tag = strtoll(xe_arg(a, "vlan"), &end, 10);
+	if (!*xe_arg(a, "vlan") || *end)
+		return xe_fail(err, "Error: vlan must be a number from 1 to 4094");
+	return xe_print_new_uuid(ctx, "VLAN",
+				 xe_call(ctx->conn, "VLAN.create",
+					 json_pack("[sIs]", pif, (json_int_t)tag, net), err),
+				 err);
+}
+
+int xe_cmd_vlan_destroy(xe_ctx *ctx, xn_error **err)
+{
+	return xe_destroy_by_uuid(ctx, "VLAN", err);
+}
+
+int xe_cmd_bond_create(xe_ctx *ctx, xn_error **err)
+{
+	const xe_args *a = ctx->args;
+	XN_AUTOFREE char *net = xe_ref_by_uuid(ctx, "network", xe_arg(a, "network-uuid"), err);
+	if (!net)
+		return -1;
+	json_t *members = json_array();
+	XN_AUTOFREE char *uuids = xn_strdup(xe_arg(a, "pif-uuids"));
+	for (char *save = NULL, *u = strtok_r(uuids, ",", &save); u; u = strtok_r(NULL, ",", &save)) {
+		char *pif = xe_ref_by_uuid(ctx, "PIF", u, err);
+		if (!pif) {
+			json_decref(members);
+			return -1;
+		}
+		json_array_append_new(members, json_string(pif));
+		free(pif);
+	}
+	const char *mode = xe_arg(a, "mode");
+	return xe_print_new_uuid(ctx, "Bond",
+				 xe_call(ctx->conn, "Bond.create",
+					 json_pack("[soss{}]", net, members, xe_arg(a, "mac") ?: "",
+						   mode ? mode : "balance-slb"),
+					 err),
+				 err);
+}
+
+int xe_cmd_bond_destroy(xe_ctx *ctx, xn_error **err)
+{
+	return xe_destroy_by_uuid(ctx, "Bond", err);
 }

@@ -254,11 +254,13 @@ static const xn_api_method net_methods[] = {
 };
 
 extern const xn_api_method xn_pif_methods[];
+extern const xn_api_method xn_vlan_bond_methods[];
 
 void xn_net_register(xn_api *api)
 {
 	xn_api_register(api, net_methods);
 	xn_api_register(api, xn_pif_methods);
+	xn_api_register(api, xn_vlan_bond_methods);
 }
 
 int xn_net_init(xn_host *h, xn_error **err)

@@ -187,3 +187,77 @@ def test_a_bridged_nic_keeps_the_host_reachable_and_carries_guests():
         if vm:
             D.xe_run("vm-uninstall", "uuid=" + vm, "--force")
         out.cleanup()
+
+
+def kernel_has(option):
+    """Whether the running kernel was built with option (y or m)."""
+    try:
+        import gzip
+        with gzip.open("/proc/config.gz", "rt") as f:
+            return any(line.startswith(option + "=") for line in f)
+    except OSError:
+        return os.path.exists("/sys/module/" + option.split("_")[-1].lower())
+
+
+def counts(*classes):
+    return tuple(len([x for x in D.xe(c + "-list", "--minimal").strip().split(",") if x])
+                 for c in classes)
+
+
+def test_vlans_and_bonds_check_everything_first():
+    a = Outside("v1", "10.204.0.1", "10.204.0.2")
+    b = Outside("v2", "10.205.0.1", "10.205.0.2")
+    try:
+        host = D.xe("host-list", "--minimal").strip()
+        D.xe("pif-scan", "host-uuid=" + host)
+        pa = D.xe("pif-list", "device=" + a.nic, "--minimal").strip()
+        pb = D.xe("pif-list", "device=" + b.nic, "--minimal").strip()
+        net = D.xe("network-create", "name-label=vlan10").strip()
+        before = counts("vlan", "bond", "pif", "network")
+        for tag in ("0", "4095", "-3"):
+            r = D.xe("vlan-create", "network-uuid=" + net, "pif-uuid=" + pa, "vlan=" + tag,
+                     ok=False)
+            assert r.error_code() == "VLAN_TAG_INVALID", (tag, r.stderr)
+        own = D.xe("pif-param-get", "uuid=" + pa, "param-name=network-uuid").strip()
+        r = D.xe("vlan-create", "network-uuid=" + own, "pif-uuid=" + pb, "vlan=10", ok=False)
+        assert r.error_code() == "NETWORK_ALREADY_CONNECTED", r.stderr
+        r = D.xe("bond-create", "network-uuid=" + net, "pif-uuids=" + pa, ok=False)
+        assert r.error_code() == "PIF_BOND_NEEDS_MORE_MEMBERS", r.stderr
+        r = D.xe("bond-create", "network-uuid=" + net, "pif-uuids=%s,%s" % (pa, pb),
+                 "mode=round-robin", ok=False)
+        assert r.error_code() == "INVALID_VALUE", r.stderr
+        assert counts("vlan", "bond", "pif", "network") == before
+        have = set(links())
+        r = D.xe("vlan-create", "network-uuid=" + net, "pif-uuid=" + pa, "vlan=10",
+                 ok=kernel_has("CONFIG_VLAN_8021Q"))
+        if kernel_has("CONFIG_VLAN_8021Q"):
+            vlan = r.strip()
+            dev = "%s.10" % a.nic
+            assert dev in links() and D.xe("vlan-param-get", "uuid=" + vlan,
+                                            "param-name=tag").strip() == "10"
+            D.xe("vlan-destroy", "uuid=" + vlan)
+            assert dev not in links()
+        else:
+            # this kernel has no 8021q: a clear error, nothing made
+            assert "vlan" in r.stderr.lower() and "kernel" in r.stderr.lower(), r.stderr
+            assert set(links()) == have
+        assert counts("vlan", "bond", "pif", "network") == before
+        r = D.xe("bond-create", "network-uuid=" + net, "pif-uuids=%s,%s" % (pa, pb),
+                 "mode=active-backup", ok=kernel_has("CONFIG_BONDING"))
+        if kernel_has("CONFIG_BONDING"):
+            bond = r.strip()
+            for p in (pa, pb):
+                r = D.xe("bond-create", "network-uuid=" + net, "pif-uuids=%s,%s" % (pa, pb),
+                         ok=False)
+                assert r.error_code() in ("PIF_ALREADY_BONDED", "NETWORK_ALREADY_CONNECTED")
+            D.xe("bond-destroy", "uuid=" + bond)
+        else:
+            assert "bond" in r.stderr.lower() and "kernel" in r.stderr.lower(), r.stderr
+            assert set(links()) == have
+            # the members are untouched
+            assert "master" not in links()[a.nic] and a.host_reaches_peer()
+        assert counts("vlan", "bond", "pif", "network") == before
+        D.xe("network-destroy", "uuid=" + net)
+    finally:
+        a.cleanup()
+        b.cleanup()
