@@ -10,12 +10,15 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential pkg-config libuv1-dev libsqlite3-dev libjansson-dev
       libhttp-parser-dev libcurl4-openssl-dev libssl-dev libcrypt-dev libxml2-dev
-      libnfs-dev libnbd-dev libnl-3-dev libnl-route-3-dev qemu-system-x86 qemu-utils)
+      libnfs-dev libnbd-dev libnl-3-dev libnl-route-3-dev qemu-system-x86 qemu-utils
+      dnsmasq-base)
 mapfile -t image_pkgs < <(grep -v '^\s*#' images/tiny-linux/packages.txt | grep -v '^\s*$')
 pkgs+=("${image_pkgs[@]}")
 case "${1:-}" in
 --test)
 	pkgs+=(python3 procps genisoimage iproute2 iputils-ping)
+	# nft: the NAT tests read the daemon's nftables rules
+	pkgs+=(nftables)
 	# a userspace NFS server for the NFS SR tests, and nfs-ls
 	pkgs+=(nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils)
 	# node and npm for tests/clients/xen-api; a node installed some other

@@ -144,6 +144,7 @@ static int start(xn_error **err)
 	if (xn_host_init_records(&host, err) < 0 || xn_accounts_init(&host, err) < 0 ||
 	    xn_storage_init(&host, err) < 0 || xn_net_init(&host, err) < 0 ||
 	    xn_templates_init(&host, err) < 0 || xn_vms_init(&host, err) < 0 ||
+	    xn_nat_init(&host, err) < 0 ||
 	    xn_api_listen(host.api, err) < 0)
 		return -1;
 	return 0;

@@ -32,8 +32,7 @@ char *xn_net_tap_name(const char *vm_uuid, const char *device)
 	return xn_asprintf("vif%.8s.%s", vm_uuid, device);
 }
 
-/* The lowest "xapi<N>" no network record names as its bridge. */
-static char *free_bridge_name(xn_host *h)
+char *xn_net_free_bridge_name(xn_host *h)
 {
 	json_t *all = xn_db_all(h->db, xn_model_class("network"));
 	for (int n = 0;; n++) {
@@ -101,6 +100,11 @@ static void network_create(xn_call *c)
 		xn_call_fail_code(c, "FIELD_TYPE_ERROR", "args", NULL);
 		return;
 	}
+	xn_error *bad = NULL;
+	if (xn_nat_check(json_object_get(args, "other_config"), &bad) < 0) {
+		xn_call_fail(c, bad);
+		return;
+	}
 	const char *bridge = json_string_value(json_object_get(args, "bridge"));
 	if (bridge && bridge[0]) {
 		if (!ifname_ok(bridge)) {
@@ -118,7 +122,7 @@ static void network_create(xn_call *c)
 	} else {
 		/* made now, not when first used: the name is then taken for any
 		 * other daemon or tool on this host choosing one */
-		XN_AUTOFREE char *name = free_bridge_name(h);
+		XN_AUTOFREE char *name = xn_net_free_bridge_name(h);
 		xn_error *err = NULL;
 		if (xn_nl_bridge_add(name, &err) < 0) {
 			xn_call_fail(c, err);
@@ -126,7 +130,9 @@ static void network_create(xn_call *c)
 		}
 		json_object_set_new(args, "bridge", json_string(name));
 	}
+	XN_AUTOFREE char *made = xn_strdup(json_string_value(json_object_get(args, "bridge")));
 	xn_accessor_call(c, xn_model_class("network"), "create");
+	xn_nat_bridge_made(h, made);
 }
 
 /* Whether Xenia made this network's bridge (and so removes it). */
@@ -157,13 +163,16 @@ static void network_destroy(xn_call *c)
 	}
 	XN_AUTOFREE char *bridge = xn_strdup(xn_db_str(h->db, net, "bridge"));
 	bool own = own_bridge(h, net);
+	json_t *nat = xn_nat_config(h, net);
 	xn_changes *cs = xn_changes_new(h->db);
 	xn_changes_delete(cs, net);
 	xn_error *err = NULL;
 	if (xn_db_commit(h->db, cs, &err) < 0) {
+		json_decref(nat);
 		xn_call_fail(c, err);
 		return;
 	}
+	xn_nat_down(h, bridge, nat);
 	if (own && xn_nl_link_del(bridge, &err) < 0) {
 		xn_warn("net: cannot remove bridge %s: %s", bridge, err->message);
 		xn_error_free(err);
@@ -320,7 +329,8 @@ int xn_net_vif_tap(xn_host *h, const char *vm_ref, const char *vif, xn_net_tap *
 		return xn_fail(err, "INVALID_VALUE", "network bridge", xn_db_str(h->db, net, "uuid"),
 			       NULL);
 	if ((!xn_nl_link_exists(bridge) && xn_nl_bridge_add(bridge, err) < 0) ||
-	    xn_nl_link_set_up(bridge, true, err) < 0 || xn_nl_tap_open(t->name, &t->fd, err) < 0 ||
+	    xn_nl_link_set_up(bridge, true, err) < 0 || xn_nat_up(h, net, err) < 0 ||
+	    xn_nl_tap_open(t->name, &t->fd, err) < 0 ||
 	    xn_nl_link_set_master(t->name, bridge, err) < 0 ||
 	    xn_nl_link_set_up(t->name, true, err) < 0)
 		return -1;

@@ -52,4 +52,33 @@ int xn_net_vm_taps(xn_host *h, const char *vm_ref, xn_net_tap **taps, size_t *n,
 /* Close the descriptors still held and free. */
 void xn_net_taps_free(xn_net_tap *taps, size_t n);
 
+/* ---- NAT networks (nat.c) ---------------------------------------------- */
+
+/* A NAT network is a network whose other_config has xapi's "ip_begin",
+ * "ip_end", "netmask" and "xenia-nat": "true" (optionally "gateway",
+ * else the subnet's .1): guests get addresses from a dnsmasq the daemon
+ * runs on its bridge and go out masqueraded through the host. */
+bool xn_nat_is(json_t *other_config);
+/* network.create's check of a NAT network's other_config (INVALID_VALUE
+ * naming the key); 0 for any other network. */
+int xn_nat_check(json_t *other_config, xn_error **err);
+/* Once net's bridge exists: its gateway address, forwarding, nftables
+ * rules and dnsmasq, made or found (0 for a network that is not NAT). */
+int xn_nat_up(xn_host *h, const char *net, xn_error **err);
+/* After network.create: xn_nat_up for the network of bridge, if NAT
+ * (failures are logged: the network is there, its VMs' start retries). */
+void xn_nat_bridge_made(xn_host *h, const char *bridge);
+/* net's other_config if it is a NAT network (new reference), else NULL:
+ * taken before the record goes, for xn_nat_down. */
+json_t *xn_nat_config(xn_host *h, const char *net);
+/* Stop bridge's dnsmasq, remove its address and nftables rules; config
+ * is xn_nat_config's (taken over; NULL does nothing). */
+void xn_nat_down(xn_host *h, const char *bridge, json_t *config);
+/* At daemon start: the default NAT network on a data directory's first
+ * start, and xn_nat_up for NAT networks whose bridge is there or has
+ * running VMs' VIFs (a restart finds their dnsmasq). */
+int xn_nat_init(xn_host *h, xn_error **err);
+/* The lowest "xapi<N>" no network record or host link names (caller frees). */
+char *xn_net_free_bridge_name(xn_host *h);
+
 #endif
