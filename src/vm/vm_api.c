@@ -12,6 +12,7 @@
 
 extern const xn_api_method xn_vm_lifecycle_methods[];
 extern const xn_api_method xn_vm_vbd_methods[];
+extern const xn_api_method xn_vm_vif_methods[];
 extern const xn_api_method xn_vm_provision_methods[];
 void xn_vm_snapshot_register(xn_api *api);
 
@@ -267,6 +268,7 @@ void xn_vm_register(xn_api *api)
 	xn_api_register(api, vm_record_methods);
 	xn_api_register(api, xn_vm_lifecycle_methods);
 	xn_api_register(api, xn_vm_vbd_methods);
+	xn_api_register(api, xn_vm_vif_methods);
 	xn_api_register(api, xn_vm_provision_methods);
 	xn_vm_snapshot_register(api);
 }

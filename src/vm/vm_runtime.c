@@ -265,8 +265,10 @@ static void on_qmp_event(void *ud, const char *name, json_t *data)
 		d->shutdown_reason = xn_strdup(json_string_value(json_object_get(data, "reason")));
 	} else if (strcmp(name, "DEVICE_DELETED") == 0) {
 		const char *dev = json_string_value(json_object_get(data, "device"));
-		if (dev)
+		if (dev) {
 			xn_vbd_device_deleted(d, dev);
+			xn_vif_device_deleted(d, dev);
+		}
 	} else if (strcmp(name, "GUEST_PANICKED") == 0) {
 		d->panicked = true;
 		xn_warn("vm %s: guest panicked", d->uuid);
@@ -722,7 +724,11 @@ static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_
 	 * a resume's saved state); ours are closed once QEMU has them */
 	xn_net_tap *taps = NULL;
 	size_t ntaps = 0;
-	if (xn_net_vm_taps(h, vm_ref, &taps, &ntaps, &err) < 0) {
+	bool taps_ok = xn_net_vm_taps(h, vm_ref, &taps, &ntaps, &err) == 0;
+	for (size_t i = 0; taps_ok && i < ntaps; i++)
+		taps_ok = xn_vif_apply_qos(h, taps[i].vif, taps[i].name, &err) == 0;
+	if (!taps_ok) {
+		xn_net_taps_free(taps, ntaps);
 		json_decref(nodes);
 		json_decref(vbds);
 		xn_vm_disk_release(h, locks, NULL);

@@ -84,4 +84,12 @@ void xn_vm_disk_release(xn_host *h, json_t *locks, const char *vdi_uuid);
  * the end of a hot-unplug, even one whose caller stopped waiting. */
 void xn_vbd_device_deleted(struct dom *d, const char *dev);
 
+/* ---- NICs of running domains (vm_vif.c) -------------------------------- */
+
+/* The same for a NIC (device id vif-<device>): the end of a hot-unplug. */
+void xn_vif_device_deleted(struct dom *d, const char *dev);
+/* Set tap's rate limit from the VIF's qos_algorithm_type "ratelimit" and
+ * qos_algorithm_params:kbps, or remove it for any other setting. */
+int xn_vif_apply_qos(xn_host *h, const char *vif, const char *tap, xn_error **err);
+
 #endif
