@@ -204,47 +204,61 @@ static int move_ip(const char *from, const char *to, xn_error **err)
 	return rc;
 }
 
-static void pif_plug(xn_call *c)
+/* The PIF of a PIF.* call, or NULL after failing the call. */
+static const char *call_pif(xn_call *c)
+{
+	const char *pif = xn_call_arg_str(c, 0);
+	if (xn_db_class_of(c->host->db, pif) == xn_model_class("PIF"))
+		return pif;
+	xn_call_fail_code(c, "HANDLE_INVALID", "PIF", pif ? pif : "", NULL);
+	return NULL;
+}
+
+/* Record the PIF (un)plugged and answer the call. */
+static void set_attached(xn_call *c, const char *pif, bool on, const char *bridge)
 {
 	xn_host *h = c->host;
-	const char *pif = xn_call_arg_str(c, 0);
-	if (xn_db_class_of(h->db, pif) != xn_model_class("PIF")) {
-		xn_call_fail_code(c, "HANDLE_INVALID", "PIF", pif, NULL);
-		return;
-	}
-	const char *dev = xn_db_str(h->db, pif, "device");
-	const char *bridge = xn_db_str(h->db, xn_db_str(h->db, pif, "network"), "bridge");
-	xn_error *err = NULL;
-	if (!xn_nl_link_exists(dev)) {
-		xn_call_fail_code(c, "INVALID_VALUE", "device", dev, NULL);
-		return;
-	}
-	bool was = xn_db_bool(h->db, pif, "currently_attached");
-	if (!was && ((xn_nl_bridge_add(bridge, &err) < 0 || xn_nl_link_set_up(bridge, true, &err) < 0 ||
-		      move_ip(dev, bridge, &err) < 0) ||
-		     xn_nl_link_set_master(dev, bridge, &err) < 0 ||
-		     xn_nl_link_set_up(dev, true, &err) < 0)) {
-		xn_call_fail(c, err);
-		return;
-	}
 	xn_changes *cs = xn_changes_new(h->db);
-	xn_changes_set(cs, pif, "currently_attached", json_true());
+	xn_changes_set(cs, pif, "currently_attached", json_boolean(on));
+	xn_error *err = NULL;
 	if (xn_db_commit(h->db, cs, &err) < 0) {
 		xn_call_fail(c, err);
 		return;
 	}
-	xn_info("net: %s joined bridge %s", dev, bridge);
+	xn_info("net: %s %s bridge %s", xn_db_str(h->db, pif, "device"), on ? "joined" : "left",
+		bridge);
 	xn_call_return(c, NULL);
+}
+
+static void pif_plug(xn_call *c)
+{
+	xn_host *h = c->host;
+	const char *pif = call_pif(c);
+	if (!pif)
+		return;
+	const char *dev = xn_db_str(h->db, pif, "device");
+	const char *bridge = xn_db_str(h->db, xn_db_str(h->db, pif, "network"), "bridge");
+	if (!xn_nl_link_exists(dev)) {
+		xn_call_fail_code(c, "INVALID_VALUE", "device", dev, NULL);
+		return;
+	}
+	xn_error *err = NULL;
+	if (!xn_db_bool(h->db, pif, "currently_attached") &&
+	    (xn_nl_bridge_add(bridge, &err) < 0 || xn_nl_link_set_up(bridge, true, &err) < 0 ||
+	     move_ip(dev, bridge, &err) < 0 || xn_nl_link_set_master(dev, bridge, &err) < 0 ||
+	     xn_nl_link_set_up(dev, true, &err) < 0)) {
+		xn_call_fail(c, err);
+		return;
+	}
+	set_attached(c, pif, true, bridge);
 }
 
 static void pif_unplug(xn_call *c)
 {
 	xn_host *h = c->host;
-	const char *pif = xn_call_arg_str(c, 0);
-	if (xn_db_class_of(h->db, pif) != xn_model_class("PIF")) {
-		xn_call_fail_code(c, "HANDLE_INVALID", "PIF", pif, NULL);
+	const char *pif = call_pif(c);
+	if (!pif)
 		return;
-	}
 	const char *dev = xn_db_str(h->db, pif, "device");
 	const char *bridge = xn_db_str(h->db, xn_db_str(h->db, pif, "network"), "bridge");
 	xn_error *err = NULL;
@@ -253,25 +267,16 @@ static void pif_unplug(xn_call *c)
 		xn_call_fail(c, err);
 		return;
 	}
-	xn_changes *cs = xn_changes_new(h->db);
-	xn_changes_set(cs, pif, "currently_attached", json_false());
-	if (xn_db_commit(h->db, cs, &err) < 0) {
-		xn_call_fail(c, err);
-		return;
-	}
-	xn_info("net: %s left bridge %s", dev, bridge);
-	xn_call_return(c, NULL);
+	set_attached(c, pif, false, bridge);
 }
 
 /* PIF.forget: the record goes (a NIC in its bridge is unplugged first). */
 static void pif_forget(xn_call *c)
 {
 	xn_host *h = c->host;
-	const char *pif = xn_call_arg_str(c, 0);
-	if (xn_db_class_of(h->db, pif) != xn_model_class("PIF")) {
-		xn_call_fail_code(c, "HANDLE_INVALID", "PIF", pif, NULL);
+	const char *pif = call_pif(c);
+	if (!pif)
 		return;
-	}
 	if (xn_db_bool(h->db, pif, "currently_attached")) {
 		xn_call_fail_code(c, "OPERATION_NOT_ALLOWED",
 				  "the PIF is plugged into its bridge: unplug it first", NULL);

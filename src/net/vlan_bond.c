@@ -146,30 +146,40 @@ static bool network_in_use(xn_host *h, const char *net)
 	return false;
 }
 
-static void vlan_destroy(xn_call *c)
+/* The end of a VLAN or bond: refused while a running VM uses its
+ * network; else the records go (obj, its PIF, what `more` adds), then
+ * its device. */
+static void remove_device(xn_call *c, const char *obj, const char *pif,
+			  void (*more)(xn_host *h, xn_changes *cs, const char *obj))
 {
 	xn_host *h = c->host;
-	const char *vlan = xn_call_arg_str(c, 0);
-	if (!is_class(h, vlan, "VLAN")) {
-		xn_call_fail_code(c, "HANDLE_INVALID", "VLAN", vlan ? vlan : "", NULL);
-		return;
-	}
-	const char *untagged = xn_db_str(h->db, vlan, "untagged_PIF");
-	const char *net = xn_db_str(h->db, untagged, "network");
+	const char *net = xn_db_str(h->db, pif, "network");
 	if (network_in_use(h, net)) {
-		xn_call_fail_code(c, "VIF_IN_USE", net, untagged, NULL);
+		xn_call_fail_code(c, "VIF_IN_USE", net, pif, NULL);
 		return;
 	}
-	XN_AUTOFREE char *dev = xn_strdup(xn_db_str(h->db, untagged, "device"));
+	XN_AUTOFREE char *dev = xn_strdup(xn_db_str(h->db, pif, "device"));
 	xn_changes *cs = xn_changes_new(h->db);
-	xn_changes_delete(cs, untagged);
-	xn_changes_delete(cs, vlan);
+	if (more)
+		more(h, cs, obj);
+	xn_changes_delete(cs, pif);
+	xn_changes_delete(cs, obj);
 	xn_error *err = NULL;
 	if (xn_db_commit(h->db, cs, &err) < 0 || xn_nl_link_del(dev, &err) < 0) {
 		xn_call_fail(c, err);
 		return;
 	}
 	xn_call_return(c, NULL);
+}
+
+static void vlan_destroy(xn_call *c)
+{
+	const char *vlan = xn_call_arg_str(c, 0);
+	if (!is_class(c->host, vlan, "VLAN")) {
+		xn_call_fail_code(c, "HANDLE_INVALID", "VLAN", vlan ? vlan : "", NULL);
+		return;
+	}
+	remove_device(c, vlan, xn_db_str(c->host->db, vlan, "untagged_PIF"), NULL);
 }
 
 /* ---- bonds ------------------------------------------------------------------------ */
@@ -277,35 +287,24 @@ static void bond_create(xn_call *c)
 	xn_call_return(c, json_string(bond));
 }
 
-static void bond_destroy(xn_call *c)
+/* The members of a bond that goes are free again. */
+static void free_members(xn_host *h, xn_changes *cs, const char *bond)
 {
-	xn_host *h = c->host;
-	const char *bond = xn_call_arg_str(c, 0);
-	if (!is_class(h, bond, "Bond")) {
-		xn_call_fail_code(c, "HANDLE_INVALID", "Bond", bond ? bond : "", NULL);
-		return;
-	}
-	const char *master = xn_db_str(h->db, bond, "master");
-	const char *net = xn_db_str(h->db, master, "network");
-	if (network_in_use(h, net)) {
-		xn_call_fail_code(c, "VIF_IN_USE", net, master, NULL);
-		return;
-	}
-	XN_AUTOFREE char *dev = xn_strdup(xn_db_str(h->db, master, "device"));
-	xn_changes *cs = xn_changes_new(h->db);
 	const char *k;
 	json_t *v;
 	json_object_foreach(xn_db_all(h->db, xn_model_class("PIF")), k, v)
 		if (xn_streq(json_string_value(json_object_get(v, "bond_slave_of")), bond))
 			xn_changes_set(cs, k, "bond_slave_of", json_string(XN_NULL_REF));
-	xn_changes_delete(cs, master);
-	xn_changes_delete(cs, bond);
-	xn_error *err = NULL;
-	if (xn_db_commit(h->db, cs, &err) < 0 || xn_nl_link_del(dev, &err) < 0) {
-		xn_call_fail(c, err);
+}
+
+static void bond_destroy(xn_call *c)
+{
+	const char *bond = xn_call_arg_str(c, 0);
+	if (!is_class(c->host, bond, "Bond")) {
+		xn_call_fail_code(c, "HANDLE_INVALID", "Bond", bond ? bond : "", NULL);
 		return;
 	}
-	xn_call_return(c, NULL);
+	remove_device(c, bond, xn_db_str(c->host->db, bond, "master"), free_members);
 }
 
 const xn_api_method xn_vlan_bond_methods[] = {
