@@ -92,4 +92,83 @@ void xn_vif_device_deleted(struct dom *d, const char *dev);
  * qos_algorithm_params:kbps, or remove it for any other setting. */
 int xn_vif_apply_qos(xn_host *h, const char *vif, const char *tap, xn_error **err);
 
+/* ---- hot-plug operations (vm_hotplug.c) ------------------------------- */
+
+/* What disk (vm_vbd.c) and NIC (vm_vif.c) hot-plug share: one operation
+ * per device kind and VM in flight, a free PCIe root port found with
+ * query-pci, and device_del waited out until DEVICE_DELETED. A kind's
+ * operation struct starts with an xn_hotplug_op; its table says the
+ * rest. */
+typedef struct xn_hotplug_op xn_hotplug_op;
+
+typedef struct xn_hotplug_kind {
+	const char *cls;          /* "VBD": the class, in errors */
+	const char *id;           /* "vbd": device id <id>-<device>, own port rp-<id>-<device> */
+	const char *device_field; /* "userdevice": the record's field for <device> */
+	const char *vm_field;     /* "VBDs": the VM's list of them */
+	const char *noun;         /* "disk": in messages */
+	const char *spares;       /* "disks": what the spare ports take, in the error */
+	size_t size;              /* of the kind's operation struct */
+	/* device_del finding no such device: the record was stale, the
+	 * device counts as deleted (else the unplug fails). */
+	bool missing_is_stale;
+	/* Plug: o->port is free for the device (the query-pci step is done). */
+	void (*port_found)(xn_hotplug_op *o);
+	/* Unplug: QEMU released the device; finish and end o. */
+	void (*gone)(xn_hotplug_op *o);
+	/* Free the kind's own fields of o (not o itself). */
+	void (*free)(xn_hotplug_op *o);
+} xn_hotplug_kind;
+
+struct xn_hotplug_op {
+	const xn_hotplug_kind *kind;
+	xn_call *call;            /* NULL once answered (a late unplug) */
+	xn_host *h;
+	const char *name;         /* "plug", "unplug", ... (static) */
+	char *ref, *vm, *device;  /* the VBD or VIF, its VM, its <device> */
+	char *port;               /* plug: the root port taken */
+	bool requested;           /* unplug: device_del answered */
+	bool deleted;             /* unplug: DEVICE_DELETED seen */
+	uv_timer_t *timer;        /* unplug: waiting for DEVICE_DELETED */
+	xn_hotplug_op *link;
+};
+
+/* A new operation `name` (static) on device ref for call c (NULL: no
+ * caller), in flight until ended. */
+xn_hotplug_op *xn_hotplug_op_new(const xn_hotplug_kind *k, xn_host *h, xn_call *c,
+				 const char *name, const char *ref);
+/* Out of flight and freed. */
+void xn_hotplug_op_free(xn_hotplug_op *o);
+/* Answer the call (err taken over; none: success); o stays in flight. */
+void xn_hotplug_answer(xn_hotplug_op *o, xn_error *err);
+/* Answer and free. */
+void xn_hotplug_end(xn_hotplug_op *o, xn_error *err);
+/* "<what> of VBD <uuid>: <qerr's message or: QEMU is gone>" (caller frees). */
+xn_error *xn_hotplug_error(xn_hotplug_op *o, const char *what, const xn_error *qerr);
+/* Set fields (taken) of the device's record, if it still exists, and end o. */
+void xn_hotplug_commit(xn_hotplug_op *o, json_t *fields);
+
+/* "halted" for power_state "Halted" and so on, as xapi's errors say. */
+const char *xn_hotplug_lower_state(const char *ps);
+/* The running domain of ref's VM for a plug or unplug: VM_BAD_POWER_STATE,
+ * DEVICE_ALREADY_ATTACHED or _DETACHED first, as xapi; NULL with err. */
+struct dom *xn_hotplug_dom(xn_host *h, const xn_hotplug_kind *k, const char *ref, bool plug,
+			   xn_error **err);
+/* OTHER_OPERATION_IN_PROGRESS if an operation of this kind with a caller,
+ * or any VM operation, runs on vm. */
+int xn_hotplug_idle(xn_host *h, const xn_hotplug_kind *k, const char *vm, xn_error **err);
+
+/* Plug: ask d which root port is free (the device's own rp-<id>-<device>,
+ * else a spare rp-hp<k>), set o->port and go on with k->port_found; ends
+ * o with the error if none is. */
+void xn_hotplug_find_port(struct dom *d, xn_hotplug_op *o);
+/* Unplug: device_del <id>-<device>, then wait for DEVICE_DELETED (k->gone
+ * follows) up to XN_HOTPLUG_UNPLUG_TIMEOUT_MS; past it the caller gets
+ * DEVICE_DETACH_REJECTED and o waits on for a late one. */
+void xn_hotplug_unplug(struct dom *d, xn_hotplug_op *o);
+/* DEVICE_DELETED for QEMU device id dev of d: finishes the unplug of a
+ * device of kind k, even one nobody waits for any more (a timeout, a
+ * daemon restart). Ids of other kinds are ignored. */
+void xn_hotplug_device_deleted(const xn_hotplug_kind *k, struct dom *d, const char *dev);
+
 #endif

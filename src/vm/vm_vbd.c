@@ -8,17 +8,14 @@
  *
  * - plug: storage prepares the disk (xn_vdi_prepare_attach), query-pci
  *   finds a free PCIe root port (the disk's own rp-vbd-<n> if it had
- *   one at start, else a spare rp-hp<k>), then blockdev-add of the two
- *   nodes xn_qemu_disk_blockdevs builds for the command line too, and
- *   device_add. QEMU itself is asked which port is free, so nothing
- *   needs remembering across a daemon restart.
+ *   one at start, else a spare rp-hp<k>: xn_hotplug_find_port), then
+ *   blockdev-add of the two nodes xn_qemu_disk_blockdevs builds for the
+ *   command line too, and device_add.
  * - unplug: device_del, then the guest releases the device and QEMU
- *   says DEVICE_DELETED; only then is the disk detached: its nodes are
+ *   says DEVICE_DELETED (xn_hotplug_unplug, with its timeout and late
+ *   DEVICE_DELETED); only then is the disk detached: its nodes are
  *   deleted (the current top node, which a snapshot may have replaced,
- *   then drive-<n> and file-<n>) and currently_attached goes false. A
- *   guest that does not answer within XN_UNPLUG_TIMEOUT_MS gets
- *   DEVICE_DETACH_REJECTED; a DEVICE_DELETED that comes later still
- *   detaches the disk (xn_vbd_device_deleted).
+ *   then drive-<n> and file-<n>) and currently_attached goes false.
  * - insert / eject: the tray is opened (forced: the guest may lock it),
  *   the medium removed or inserted with blockdev-remove-medium /
  *   blockdev-insert-medium, and the tray closed.
@@ -37,15 +34,11 @@
 #include "util/log.h"
 #include "util/uuid.h"
 
-/* How long the guest has to release a disk on unplug. */
-#define XN_UNPLUG_TIMEOUT_MS 20000
-
+/* hp.ref is the VBD, hp.device its userdevice; hp.name "plug",
+ * "unplug", "insert" or "eject". */
 struct vbd_op {
-	xn_call *call;          /* NULL once answered (a late unplug) */
-	xn_host *h;
-	const char *name;       /* "plug", "unplug", "insert", "eject" */
-	char *vbd, *vm, *vdi, *userdevice;
-	char *port;             /* plug: the root port taken */
+	xn_hotplug_op hp;       /* first: the shared part */
+	char *vdi;
 	char *top;              /* unplug: the top node before device_del */
 	json_t *file, *drive;   /* plug, insert: the nodes to add */
 	json_t *dev;            /* plug: the device to add (bus set once known) */
@@ -53,146 +46,45 @@ struct vbd_op {
 	json_t *locks;          /* plug: toolstack locks taken, the domain's once plugged */
 	size_t next;            /* in nodes */
 	size_t step;            /* insert, eject: the next QMP step */
-	bool requested;         /* unplug: device_del answered */
-	bool deleted;           /* unplug: DEVICE_DELETED seen */
-	uv_timer_t *timer;
-	struct vbd_op *link;
 };
 
-static struct vbd_op *in_flight;
+static const xn_hotplug_kind vbd_kind;
 
 /* ---- bookkeeping -------------------------------------------------------- */
 
-static struct vbd_op *op_of_vm(const char *vm)
-{
-	for (struct vbd_op *o = in_flight; o; o = o->link)
-		if (strcmp(o->vm, vm) == 0)
-			return o;
-	return NULL;
-}
-
 static struct vbd_op *op_new(xn_call *c, const char *name, const char *vbd)
 {
-	xn_host *h = c->host;
-	struct vbd_op *o = xn_calloc(1, sizeof(*o));
-	o->call = c;
-	o->h = h;
-	o->name = name;
-	o->vbd = xn_strdup(vbd);
-	o->vm = xn_strdup(xn_db_str(h->db, vbd, "VM"));
-	o->userdevice = xn_strdup(xn_db_str(h->db, vbd, "userdevice"));
-	o->nodes = json_array();
-	o->link = in_flight;
-	in_flight = o;
-	return o;
+	return (struct vbd_op *)xn_hotplug_op_new(&vbd_kind, c->host, c, name, vbd);
 }
 
-static void op_free(struct vbd_op *o)
+static void vbd_op_free(xn_hotplug_op *hp)
 {
-	for (struct vbd_op **p = &in_flight; *p; p = &(*p)->link)
-		if (*p == o) {
-			*p = o->link;
-			break;
-		}
-	if (o->timer)
-		uv_close((uv_handle_t *)o->timer, (uv_close_cb)free);
-	free(o->vbd);
-	free(o->vm);
+	struct vbd_op *o = (struct vbd_op *)hp;
 	free(o->vdi);
-	free(o->userdevice);
-	free(o->port);
 	free(o->top);
 	json_decref(o->file);
 	json_decref(o->drive);
 	json_decref(o->dev);
 	json_decref(o->nodes);
-	xn_vm_disk_release(o->h, o->locks, NULL);
+	xn_vm_disk_release(o->hp.h, o->locks, NULL);
 	json_decref(o->locks);
-	free(o);
-}
-
-/* Answer the call (err taken over); the op stays if still waiting. */
-static void op_answer(struct vbd_op *o, xn_error *err)
-{
-	xn_call *c = o->call;
-	o->call = NULL;
-	if (!c) {
-		xn_error_free(err);
-		return;
-	}
-	if (err)
-		xn_call_fail(c, err);
-	else
-		xn_call_return(c, NULL);
-}
-
-static void op_end(struct vbd_op *o, xn_error *err)
-{
-	op_answer(o, err);
-	op_free(o);
 }
 
 static void op_fail_qmp(struct vbd_op *o, const char *what, const xn_error *qerr)
 {
-	xn_error *e = NULL;
-	xn_fail_internal(&e, "%s of VBD %s: %s", what, xn_db_str(o->h->db, o->vbd, "uuid"),
-			 qerr ? qerr->message : "the VM's QEMU is gone");
-	op_end(o, e);
-}
-
-/* Commit changes to the VBD record; errors end the op. */
-static void commit_vbd(struct vbd_op *o, json_t *fields /* taken */)
-{
-	xn_host *h = o->h;
-	xn_error *err = NULL;
-	if (!xn_db_get(h->db, o->vbd)) {
-		json_decref(fields);
-		op_end(o, NULL);
-		return;
-	}
-	xn_changes *cs = xn_changes_new(h->db);
-	const char *k;
-	json_t *v;
-	json_object_foreach(fields, k, v)
-		xn_changes_set(cs, o->vbd, k, json_incref(v));
-	json_decref(fields);
-	xn_db_commit(h->db, cs, &err);
-	op_end(o, err);
+	xn_hotplug_end(&o->hp, xn_hotplug_error(&o->hp, what, qerr));
 }
 
 /* ---- checks ------------------------------------------------------------- */
-
-static const char *lower_state(const char *ps)
-{
-	static const char *const names[][2] = {{"Halted", "halted"}, {"Running", "running"},
-		{"Paused", "paused"}, {"Suspended", "suspended"}};
-	for (size_t i = 0; i < XN_ARRAY_LEN(names); i++)
-		if (xn_streq(ps, names[i][0]))
-			return names[i][1];
-	return ps;
-}
 
 /* The running domain of the VBD's VM for op (plug, unplug): xapi's
  * checks in its order, NULL with the error. */
 static struct dom *hotplug_dom(xn_call *c, const char *vbd, bool plug, xn_error **err)
 {
 	xn_host *h = c->host;
-	const char *vm = xn_db_str(h->db, vbd, "VM");
-	const char *ps = xn_db_str(h->db, vm, "power_state");
-	struct dom *d = xn_dom_find(h, vm);
-	if (!xn_streq(ps, "Running") || !d) {
-		xn_fail(err, "VM_BAD_POWER_STATE", vm, "running", lower_state(ps), NULL);
+	struct dom *d = xn_hotplug_dom(h, &vbd_kind, vbd, plug, err);
+	if (!d)
 		return NULL;
-	}
-	bool attached = xn_db_bool(h->db, vbd, "currently_attached");
-	if (plug && attached) {
-		xn_fail(err, "DEVICE_ALREADY_ATTACHED", vbd, NULL);
-		return NULL;
-	}
-	if (!plug && !attached) {
-		xn_fail(err, "DEVICE_ALREADY_DETACHED", vbd, NULL);
-		return NULL;
-	}
 	if (xn_streq(xn_db_str(h->db, vbd, "type"), "CD")) {
 		xn_fail(err, "OPERATION_NOT_ALLOWED",
 			"CD drives cannot be hot-plugged or unplugged, only inserted or ejected", NULL);
@@ -210,22 +102,10 @@ static struct dom *hotplug_dom(xn_call *c, const char *vbd, bool plug, xn_error 
 }
 
 /* Another VBD operation on the VM, or a VM operation, is running. */
-static int check_idle(xn_call *c, const char *vbd, const char *op, xn_error **err)
+static int check_idle(xn_call *c, const char *vbd, xn_error **err)
 {
 	xn_host *h = c->host;
-	const char *vm = xn_db_str(h->db, vbd, "VM");
-	struct vbd_op *other = op_of_vm(vm);
-	if (other && other->call)
-		return xn_fail(err, "OTHER_OPERATION_IN_PROGRESS", "VBD", other->vbd, other->name,
-			       "", NULL);
-	json_t *cur = xn_db_field(h->db, vm, "current_operations");
-	const char *task;
-	json_t *what;
-	json_object_foreach(cur, task, what)
-		return xn_fail(err, "OTHER_OPERATION_IN_PROGRESS", "VM", vm,
-			       json_string_value(what), task, NULL);
-	(void)op;
-	return 0;
+	return xn_hotplug_idle(h, &vbd_kind, xn_db_str(h->db, vbd, "VM"), err);
 }
 
 /* ---- node deletion (unplug, eject, failed plug) ---------------------------- */
@@ -252,7 +132,7 @@ static void del_reply(void *ud, json_t *ret, const xn_error *err)
  * then(o). */
 static void del_next(struct vbd_op *o, void (*then)(struct vbd_op *o))
 {
-	struct dom *d = xn_dom_find(o->h, o->vm);
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
 	if (!d || o->next >= json_array_size(o->nodes)) {
 		then(o);
 		return;
@@ -267,10 +147,12 @@ static void del_next(struct vbd_op *o, void (*then)(struct vbd_op *o))
 /* The nodes of the disk to delete: top (if known), drive-<n>, file-<n>. */
 static void plan_delete(struct vbd_op *o, const char *top)
 {
+	if (!o->nodes)
+		o->nodes = json_array();
 	json_array_clear(o->nodes);
 	o->next = 0;
-	XN_AUTOFREE char *drive = xn_asprintf("drive-%s", o->userdevice);
-	XN_AUTOFREE char *file = xn_asprintf("file-%s", o->userdevice);
+	XN_AUTOFREE char *drive = xn_asprintf("drive-%s", o->hp.device);
+	XN_AUTOFREE char *file = xn_asprintf("file-%s", o->hp.device);
 	if (top && strcmp(top, drive) != 0 && strcmp(top, file) != 0)
 		json_array_append_new(o->nodes, json_string(top));
 	json_array_append_new(o->nodes, json_string(drive));
@@ -281,16 +163,13 @@ static void plan_delete(struct vbd_op *o, const char *top)
 
 static void plug_fail_cleanup(struct vbd_op *o)
 {
-	op_end(o, NULL); /* the error was answered before the cleanup */
+	xn_hotplug_end(&o->hp, NULL); /* the error was answered before the cleanup */
 }
 
 /* A step failed after nodes were added: answer, then delete them. */
 static void plug_undo(struct vbd_op *o, const char *what, const xn_error *qerr)
 {
-	xn_error *e = NULL;
-	xn_fail_internal(&e, "%s of VBD %s: %s", what, xn_db_str(o->h->db, o->vbd, "uuid"),
-			 qerr ? qerr->message : "the VM's QEMU is gone");
-	op_answer(o, e);
+	xn_hotplug_answer(&o->hp, xn_hotplug_error(&o->hp, what, qerr));
 	plan_delete(o, NULL);
 	del_next(o, plug_fail_cleanup);
 }
@@ -303,26 +182,26 @@ static void plug_device_added(void *ud, json_t *ret, const xn_error *err)
 		plug_undo(o, "device_add", err);
 		return;
 	}
-	xn_info("vbd: VM %s: disk %s hot-plugged on %s", xn_db_str(o->h->db, o->vm, "uuid"),
-		o->userdevice, o->port);
-	struct dom *d = xn_dom_find(o->h, o->vm);
+	xn_info("vbd: VM %s: disk %s hot-plugged on %s", xn_db_str(o->hp.h->db, o->hp.vm, "uuid"),
+		o->hp.device, o->hp.port);
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
 	if (d) { /* the domain holds the disk's lock from now on */
 		json_array_extend(d->locks, o->locks);
 		json_array_clear(o->locks);
 	}
-	commit_vbd(o, json_pack("{s:b}", "currently_attached", 1));
+	xn_hotplug_commit(&o->hp, json_pack("{s:b}", "currently_attached", 1));
 }
 
 static void plug_drive_added(void *ud, json_t *ret, const xn_error *err)
 {
 	struct vbd_op *o = ud;
 	(void)ret;
-	struct dom *d = xn_dom_find(o->h, o->vm);
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
 	if (err || !d) {
 		plug_undo(o, "blockdev-add", err);
 		return;
 	}
-	json_object_set_new(o->dev, "bus", json_string(o->port));
+	json_object_set_new(o->dev, "bus", json_string(o->hp.port));
 	xn_dom_qmp(d, "device_add", json_incref(o->dev), plug_device_added, o);
 }
 
@@ -330,7 +209,7 @@ static void plug_file_added(void *ud, json_t *ret, const xn_error *err)
 {
 	struct vbd_op *o = ud;
 	(void)ret;
-	struct dom *d = xn_dom_find(o->h, o->vm);
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
 	if (err || !d) {
 		plug_undo(o, "blockdev-add", err);
 		return;
@@ -340,7 +219,7 @@ static void plug_file_added(void *ud, json_t *ret, const xn_error *err)
 
 static void plug_add_nodes(struct vbd_op *o)
 {
-	struct dom *d = xn_dom_find(o->h, o->vm);
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
 	if (!d) {
 		op_fail_qmp(o, "hot-plug", NULL);
 		return;
@@ -348,33 +227,11 @@ static void plug_add_nodes(struct vbd_op *o)
 	xn_dom_qmp(d, "blockdev-add", json_incref(o->file), plug_file_added, o);
 }
 
-/* The port: the disk's own from start if free, else a free spare one. */
-static void plug_ports(void *ud, json_t *ret, const xn_error *err)
+/* The port is known (xn_hotplug_find_port): first delete nodes a failed
+ * operation may have left under our names. */
+static void plug_port_found(xn_hotplug_op *hp)
 {
-	struct vbd_op *o = ud;
-	if (err) {
-		op_fail_qmp(o, "query-pci", err);
-		return;
-	}
-	XN_AUTOFREE char *own = xn_asprintf("rp-vbd-%s", o->userdevice);
-	if (xn_qmp_pci_port_free(ret, own))
-		o->port = xn_strdup(own);
-	for (int i = 0; !o->port && i < XN_QEMU_HOTPLUG_PORTS; i++) {
-		XN_AUTOFREE char *p = xn_asprintf("rp-hp%d", i);
-		if (xn_qmp_pci_port_free(ret, p))
-			o->port = xn_strdup(p);
-	}
-	if (!o->port) {
-		xn_error *e = NULL;
-		XN_AUTOFREE char *msg = xn_asprintf(
-			"no free hot-plug slot: a running VM takes %d disks more than it started "
-			"with; restart it to attach this one",
-			XN_QEMU_HOTPLUG_PORTS);
-		xn_fail(&e, "OPERATION_NOT_ALLOWED", msg, NULL);
-		op_end(o, e);
-		return;
-	}
-	/* Nodes a failed operation may have left under our names. */
+	struct vbd_op *o = (struct vbd_op *)hp;
 	plan_delete(o, NULL);
 	del_next(o, plug_add_nodes);
 }
@@ -382,27 +239,28 @@ static void plug_ports(void *ud, json_t *ret, const xn_error *err)
 static void plug_prepared(void *ud, xn_error *err)
 {
 	struct vbd_op *o = ud;
-	xn_host *h = o->h;
-	struct dom *d = xn_dom_find(h, o->vm);
+	xn_host *h = o->hp.h;
+	struct dom *d = xn_dom_find(h, o->hp.vm);
 	if (err || !d) {
 		if (!err)
-			xn_fail(&err, "VM_BAD_POWER_STATE", o->vm, "running",
-				lower_state(xn_db_str(h->db, o->vm, "power_state")), NULL);
-		op_end(o, err);
+			xn_fail(&err, "VM_BAD_POWER_STATE", o->hp.vm, "running",
+				xn_hotplug_lower_state(xn_db_str(h->db, o->hp.vm, "power_state")),
+				NULL);
+		xn_hotplug_end(&o->hp, err);
 		return;
 	}
 	/* After prepare: the VDI may have a fresh overlay as its image now. */
 	json_t *node = xn_vdi_node(h, o->vdi);
-	xn_qemu_disk disk = {.vbd = xn_db_get(h->db, o->vbd), .vdi = xn_db_get(h->db, o->vdi),
+	xn_qemu_disk disk = {.vbd = xn_db_get(h->db, o->hp.ref), .vdi = xn_db_get(h->db, o->vdi),
 			     .node = node, .format = xn_vdi_format(h, o->vdi)};
 	int rc = xn_qemu_disk_blockdevs(&disk, &o->file, &o->drive, &err);
 	o->dev = rc < 0 ? NULL : xn_qemu_disk_device(&disk, "", 0, &err);
 	json_decref(node);
 	if (!o->dev) {
-		op_end(o, err);
+		xn_hotplug_end(&o->hp, err);
 		return;
 	}
-	xn_dom_qmp(d, "query-pci", NULL, plug_ports, o);
+	xn_hotplug_find_port(d, &o->hp);
 }
 
 static void vbd_plug(xn_call *c)
@@ -410,33 +268,34 @@ static void vbd_plug(xn_call *c)
 	xn_host *h = c->host;
 	const char *vbd = xn_call_arg_str(c, 0);
 	xn_error *err = NULL;
-	if (!hotplug_dom(c, vbd, true, &err) || check_idle(c, vbd, "plug", &err) < 0) {
+	if (!hotplug_dom(c, vbd, true, &err) || check_idle(c, vbd, &err) < 0) {
 		xn_call_fail(c, err);
 		return;
 	}
 	struct vbd_op *o = op_new(c, "plug", vbd);
 	o->vdi = xn_strdup(xn_db_str(h->db, vbd, "VDI"));
 	o->locks = json_array();
-	xn_vm_disk_acquire(h, o->vm, vbd, o->locks, plug_prepared, o);
+	xn_vm_disk_acquire(h, o->hp.vm, vbd, o->locks, plug_prepared, o);
 }
 
 /* ---- VBD.unplug ----------------------------------------------------------- */
 
 static void unplug_detached(struct vbd_op *o)
 {
-	xn_info("vbd: VM %s: disk %s unplugged", xn_db_str(o->h->db, o->vm, "uuid"), o->userdevice);
-	struct dom *d = xn_dom_find(o->h, o->vm);
-	const char *vdi = xn_db_str(o->h->db, o->vbd, "VDI");
+	xn_info("vbd: VM %s: disk %s unplugged", xn_db_str(o->hp.h->db, o->hp.vm, "uuid"),
+		o->hp.device);
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
+	const char *vdi = xn_db_str(o->hp.h->db, o->hp.ref, "VDI");
 	if (d && !xn_ref_is_null(vdi))
-		xn_vm_disk_release(o->h, d->locks, xn_db_str(o->h->db, vdi, "uuid"));
-	commit_vbd(o, json_pack("{s:b}", "currently_attached", 0));
+		xn_vm_disk_release(o->hp.h, d->locks, xn_db_str(o->hp.h->db, vdi, "uuid"));
+	xn_hotplug_commit(&o->hp, json_pack("{s:b}", "currently_attached", 0));
 }
 
-/* The device is gone: delete its nodes, record it detached. */
-static void unplug_finish(struct vbd_op *o)
+/* The device is gone (DEVICE_DELETED): delete its nodes, record it
+ * detached. */
+static void unplug_gone(xn_hotplug_op *hp)
 {
-	if (o->timer)
-		uv_timer_stop(o->timer);
+	struct vbd_op *o = (struct vbd_op *)hp;
 	if (json_array_size(o->nodes) == 0)
 		plan_delete(o, o->top);
 	o->next = 0;
@@ -445,75 +304,7 @@ static void unplug_finish(struct vbd_op *o)
 
 void xn_vbd_device_deleted(struct dom *d, const char *dev)
 {
-	if (strncmp(dev, "vbd-", 4) != 0)
-		return;
-	struct vbd_op *o = NULL;
-	for (struct vbd_op *p = in_flight; p && !o; p = p->link)
-		if (strcmp(p->vm, d->ref) == 0 && strcmp(p->name, "unplug") == 0 &&
-		    strcmp(p->userdevice, dev + 4) == 0)
-			o = p;
-	if (o && o->deleted)
-		return;
-	if (!o) {
-		/* Not waited for (a daemon restart came in between): find the
-		 * VBD and detach it all the same. */
-		xn_host *h = d->h;
-		const char *vbd = NULL;
-		size_t i;
-		json_t *v;
-		json_array_foreach(xn_db_field(h->db, d->ref, "VBDs"), i, v)
-			if (xn_streq(xn_db_str(h->db, json_string_value(v), "userdevice"), dev + 4))
-				vbd = json_string_value(v);
-		if (!vbd)
-			return;
-		o = xn_calloc(1, sizeof(*o));
-		o->h = h;
-		o->name = "unplug";
-		o->vbd = xn_strdup(vbd);
-		o->vm = xn_strdup(d->ref);
-		o->userdevice = xn_strdup(dev + 4);
-		o->nodes = json_array();
-		o->requested = true;
-		o->link = in_flight;
-		in_flight = o;
-	}
-	o->deleted = true;
-	if (o->requested)
-		unplug_finish(o);
-	/* else the reply to device_del, still to come, finishes */
-}
-
-static void unplug_timeout(uv_timer_t *t)
-{
-	struct vbd_op *o = t->data;
-	xn_error *e = NULL;
-	XN_AUTOFREE char *why = xn_asprintf("the guest did not release the disk within %d s",
-					    XN_UNPLUG_TIMEOUT_MS / 1000);
-	xn_fail(&e, "DEVICE_DETACH_REJECTED", "VBD", o->vbd, why, NULL);
-	xn_warn("vbd: VM %s: %s", xn_db_str(o->h->db, o->vm, "uuid"), why);
-	if (!xn_dom_find(o->h, o->vm))
-		op_end(o, e); /* the VM is gone: so is the disk */
-	else
-		op_answer(o, e); /* stays in flight: a late DEVICE_DELETED still detaches */
-}
-
-static void unplug_requested(void *ud, json_t *ret, const xn_error *err)
-{
-	struct vbd_op *o = ud;
-	(void)ret;
-	if (err) {
-		op_fail_qmp(o, "device_del", err);
-		return;
-	}
-	o->requested = true;
-	if (o->deleted) {
-		unplug_finish(o); /* DEVICE_DELETED came before this reply */
-		return;
-	}
-	o->timer = xn_calloc(1, sizeof(uv_timer_t));
-	uv_timer_init(o->h->loop, o->timer);
-	o->timer->data = o;
-	uv_timer_start(o->timer, unplug_timeout, XN_UNPLUG_TIMEOUT_MS, 0);
+	xn_hotplug_device_deleted(&vbd_kind, d, dev);
 }
 
 /* The whole chain under the top node goes once the device is gone: the
@@ -521,7 +312,7 @@ static void unplug_requested(void *ud, json_t *ret, const xn_error *err)
 static void unplug_chain_known(void *ud, json_t *ret, const xn_error *err)
 {
 	struct vbd_op *o = ud;
-	struct dom *d = xn_dom_find(o->h, o->vm);
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
 	if (!d) {
 		op_fail_qmp(o, "unplug", NULL);
 		return;
@@ -543,14 +334,13 @@ static void unplug_chain_known(void *ud, json_t *ret, const xn_error *err)
 		json_decref(o->nodes);
 		o->nodes = chain;
 	}
-	XN_AUTOFREE char *id = xn_asprintf("vbd-%s", o->userdevice);
-	xn_dom_qmp(d, "device_del", json_pack("{s:s}", "id", id), unplug_requested, o);
+	xn_hotplug_unplug(d, &o->hp);
 }
 
 static void unplug_top_known(void *ud, const char *node, const xn_error *err)
 {
 	struct vbd_op *o = ud;
-	struct dom *d = xn_dom_find(o->h, o->vm);
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
 	if (!d) {
 		op_fail_qmp(o, "unplug", NULL);
 		return;
@@ -558,8 +348,8 @@ static void unplug_top_known(void *ud, const char *node, const xn_error *err)
 	if (err || !node) {
 		/* QEMU has no such disk: the record was stale. */
 		xn_warn("vbd: VM %s: QEMU has no disk %s; recording it detached",
-			xn_db_str(o->h->db, o->vm, "uuid"), o->userdevice);
-		commit_vbd(o, json_pack("{s:b}", "currently_attached", 0));
+			xn_db_str(o->hp.h->db, o->hp.vm, "uuid"), o->hp.device);
+		xn_hotplug_commit(&o->hp, json_pack("{s:b}", "currently_attached", 0));
 		return;
 	}
 	o->top = xn_strdup(node);
@@ -573,12 +363,12 @@ static void vbd_unplug(xn_call *c)
 	const char *vbd = xn_call_arg_str(c, 0);
 	xn_error *err = NULL;
 	struct dom *d = hotplug_dom(c, vbd, false, &err);
-	if (!d || check_idle(c, vbd, "unplug", &err) < 0) {
+	if (!d || check_idle(c, vbd, &err) < 0) {
 		xn_call_fail(c, err);
 		return;
 	}
 	struct vbd_op *o = op_new(c, "unplug", vbd);
-	xn_dom_disk_node(d, o->userdevice, unplug_top_known, o);
+	xn_dom_disk_node(d, o->hp.device, unplug_top_known, o);
 }
 
 /* ---- VBD.insert / VBD.eject ------------------------------------------------ */
@@ -607,11 +397,11 @@ static struct dom *media_dom(xn_call *c, const char *vbd, bool insert, xn_error 
 		return NULL;
 	struct dom *d = xn_dom_find(h, vm);
 	if (!d || (!xn_streq(ps, "Running") && !xn_streq(ps, "Paused"))) {
-		xn_fail(err, "VM_BAD_POWER_STATE", vm, "halted, running, paused", lower_state(ps),
-			NULL);
+		xn_fail(err, "VM_BAD_POWER_STATE", vm, "halted, running, paused",
+			xn_hotplug_lower_state(ps), NULL);
 		return NULL;
 	}
-	if (check_idle(c, vbd, insert ? "insert" : "eject", err) < 0)
+	if (check_idle(c, vbd, err) < 0)
 		return NULL;
 	return d;
 }
@@ -628,45 +418,45 @@ static const char *const eject_steps[] = {"blockdev-open-tray", "blockdev-remove
 
 static void media_cleanup_done(struct vbd_op *o)
 {
-	op_free(o);
+	xn_hotplug_op_free(&o->hp);
 }
 
 static void media_step(void *ud, json_t *ret, const xn_error *err)
 {
 	struct vbd_op *o = ud;
 	(void)ret;
-	bool insert = strcmp(o->name, "insert") == 0;
+	bool insert = strcmp(o->hp.name, "insert") == 0;
 	const char *const *steps = insert ? insert_steps : eject_steps;
-	struct dom *d = xn_dom_find(o->h, o->vm);
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
 	const char *prev = o->step ? steps[o->step - 1] : NULL;
 	if ((err && !xn_streq(prev, "blockdev-del")) || !d) {
 		xn_error *e = NULL;
-		xn_fail_internal(&e, "%s of VBD %s: %s: %s", o->name,
-				 xn_db_str(o->h->db, o->vbd, "uuid"), prev ? prev : "",
+		xn_fail_internal(&e, "%s of VBD %s: %s: %s", o->hp.name,
+				 xn_db_str(o->hp.h->db, o->hp.ref, "uuid"), prev ? prev : "",
 				 err ? err->message : "the VM's QEMU is gone");
-		op_answer(o, e);
+		xn_hotplug_answer(&o->hp, e);
 		if (insert) {
 			plan_delete(o, NULL);
 			del_next(o, media_cleanup_done);
 		} else {
-			op_free(o);
+			xn_hotplug_op_free(&o->hp);
 		}
 		return;
 	}
 	const char *cmd = steps[o->step];
 	if (!cmd) {
-		commit_vbd(o, insert ? json_pack("{s:s,s:b}", "VDI", o->vdi, "empty", 0)
+		xn_hotplug_commit(&o->hp, insert ? json_pack("{s:s,s:b}", "VDI", o->vdi, "empty", 0)
 				     : json_pack("{s:s,s:b}", "VDI", XN_NULL_REF, "empty", 1));
 		return;
 	}
 	size_t step = o->step++;
-	XN_AUTOFREE char *id = xn_asprintf("vbd-%s", o->userdevice);
+	XN_AUTOFREE char *id = xn_asprintf("vbd-%s", o->hp.device);
 	json_t *args;
 	if (strcmp(cmd, "blockdev-add") == 0)
 		args = json_incref(step == 0 ? o->file : o->drive);
 	else if (strcmp(cmd, "blockdev-del") == 0)
 		args = json_pack("{s:o}", "node-name",
-				 json_sprintf("%s-%s", step == 2 ? "drive" : "file", o->userdevice));
+				 json_sprintf("%s-%s", step == 2 ? "drive" : "file", o->hp.device));
 	else if (strcmp(cmd, "blockdev-open-tray") == 0)
 		args = json_pack("{s:s,s:b}", "id", id, "force", 1);
 	else if (strcmp(cmd, "blockdev-insert-medium") == 0)
@@ -685,13 +475,13 @@ static void media_begin(struct vbd_op *o)
 static void insert_prepared(void *ud, xn_error *err)
 {
 	struct vbd_op *o = ud;
-	xn_host *h = o->h;
+	xn_host *h = o->hp.h;
 	if (err) {
-		op_end(o, err);
+		xn_hotplug_end(&o->hp, err);
 		return;
 	}
 	json_t *node = xn_vdi_node(h, o->vdi);
-	json_t *vbd = json_deep_copy(xn_db_get(h->db, o->vbd));
+	json_t *vbd = json_deep_copy(xn_db_get(h->db, o->hp.ref));
 	json_object_set_new(vbd, "empty", json_false());
 	xn_qemu_disk disk = {.vbd = vbd, .vdi = xn_db_get(h->db, o->vdi), .node = node,
 			     .format = xn_vdi_format(h, o->vdi)};
@@ -699,7 +489,7 @@ static void insert_prepared(void *ud, xn_error *err)
 	json_decref(node);
 	json_decref(vbd);
 	if (rc < 0) {
-		op_end(o, err);
+		xn_hotplug_end(&o->hp, err);
 		return;
 	}
 	/* Nodes a failed operation may have left under our names. */
@@ -775,6 +565,19 @@ static void vbd_destroy(xn_call *c)
 	}
 	xn_accessor_call(c, xn_model_class("VBD"), "destroy");
 }
+
+static const xn_hotplug_kind vbd_kind = {
+	.cls = "VBD",
+	.id = "vbd",
+	.device_field = "userdevice",
+	.vm_field = "VBDs",
+	.noun = "disk",
+	.spares = "disks",
+	.size = sizeof(struct vbd_op),
+	.port_found = plug_port_found,
+	.gone = unplug_gone,
+	.free = vbd_op_free,
+};
 
 const xn_api_method xn_vm_vbd_methods[] = {
 	{"VBD.plug", vbd_plug},

@@ -8,16 +8,17 @@
  * - plug: the daemon makes the VIF's tap in its network's bridge
  *   (xn_net_vif_tap, as at start) and sets its rate limit; query-pci
  *   finds a free PCIe root port (the VIF's own rp-vif-<device> if it had
- *   one at start, else a spare rp-hp<k>, shared with disk hot-plug);
+ *   one at start, else a spare rp-hp<k>, shared with disk hot-plug:
+ *   xn_hotplug_find_port);
  *   the tap's descriptor goes to QEMU with `getfd` over SCM_RIGHTS,
  *   `netdev_add` type tap takes it by name (net-<device>), `device_add`
  *   adds the virtio-net-pci vif-<device> with the VIF's MAC. Our copy of
  *   the descriptor is closed then: the tap lives as long as QEMU's.
  * - unplug: device_del, the guest releases the NIC and QEMU says
- *   DEVICE_DELETED (xn_vif_device_deleted, also when it comes late or
- *   after a daemon restart), then netdev_del closes QEMU's descriptor
- *   and the tap vanishes. A guest that does not answer within
- *   XN_VIF_UNPLUG_TIMEOUT_MS gets DEVICE_DETACH_REJECTED.
+ *   DEVICE_DELETED (xn_hotplug_unplug: also when it comes late or after
+ *   a daemon restart; DEVICE_DETACH_REJECTED for a guest that does not
+ *   answer in time), then netdev_del closes QEMU's descriptor and the
+ *   tap vanishes.
  *
  * Rate limits: qos_algorithm_type "ratelimit" with
  * qos_algorithm_params:kbps=N limits the tap both ways
@@ -37,24 +38,14 @@
 #include "net/netlink.h"
 #include "util/log.h"
 
-/* How long the guest has to release a NIC on unplug. */
-#define XN_VIF_UNPLUG_TIMEOUT_MS 20000
-
+/* hp.ref is the VIF, hp.device its device; hp.name "plug" or "unplug". */
 struct vif_op {
-	xn_call *call;          /* NULL once answered (a late unplug) */
-	xn_host *h;
-	const char *name;       /* "plug", "unplug" */
-	char *vif, *vm, *device;
-	char *port;             /* plug: the root port taken */
+	xn_hotplug_op hp;       /* first: the shared part */
 	xn_net_tap *tap;        /* plug: ours until QEMU has it */
 	bool netdev;            /* plug: netdev_add done (undo on failure) */
-	bool requested;         /* unplug: device_del answered */
-	bool deleted;           /* unplug: DEVICE_DELETED seen */
-	uv_timer_t *timer;
-	struct vif_op *link;
 };
 
-static struct vif_op *in_flight;
+static const xn_hotplug_kind vif_kind;
 
 /* ---- rate limits -------------------------------------------------------- */
 
@@ -153,78 +144,27 @@ static void qos_set(xn_call *c)
 
 /* ---- bookkeeping -------------------------------------------------------- */
 
-static struct vif_op *op_new(xn_host *h, xn_call *c, const char *name, const char *vif)
+static struct vif_op *op_new(xn_call *c, const char *name, const char *vif)
 {
-	struct vif_op *o = xn_calloc(1, sizeof(*o));
-	o->call = c;
-	o->h = h;
-	o->name = name;
-	o->vif = xn_strdup(vif);
-	o->vm = xn_strdup(xn_db_str(h->db, vif, "VM"));
-	o->device = xn_strdup(xn_db_str(h->db, vif, "device"));
-	o->link = in_flight;
-	in_flight = o;
-	return o;
+	return (struct vif_op *)xn_hotplug_op_new(&vif_kind, c->host, c, name, vif);
 }
 
-static void op_free(struct vif_op *o)
+static void vif_op_free(xn_hotplug_op *hp)
 {
-	for (struct vif_op **p = &in_flight; *p; p = &(*p)->link)
-		if (*p == o) {
-			*p = o->link;
-			break;
-		}
-	if (o->timer)
-		uv_close((uv_handle_t *)o->timer, (uv_close_cb)free);
+	struct vif_op *o = (struct vif_op *)hp;
 	if (o->tap)
 		xn_net_taps_free(o->tap, 1);
-	free(o->vif);
-	free(o->vm);
-	free(o->device);
-	free(o->port);
-	free(o);
-}
-
-/* Answer the call (err taken over); the op stays if still waiting. */
-static void op_answer(struct vif_op *o, xn_error *err)
-{
-	xn_call *c = o->call;
-	o->call = NULL;
-	if (!c) {
-		xn_error_free(err);
-		return;
-	}
-	if (err)
-		xn_call_fail(c, err);
-	else
-		xn_call_return(c, NULL);
-}
-
-static void op_end(struct vif_op *o, xn_error *err)
-{
-	op_answer(o, err);
-	op_free(o);
 }
 
 static xn_error *qmp_error(struct vif_op *o, const char *what, const xn_error *qerr)
 {
-	xn_error *e = NULL;
-	xn_fail_internal(&e, "%s of VIF %s: %s", what, xn_db_str(o->h->db, o->vif, "uuid"),
-			 qerr ? qerr->message : "the VM's QEMU is gone");
-	return e;
+	return xn_hotplug_error(&o->hp, what, qerr);
 }
 
 /* Record currently_attached and end the op. */
 static void commit_attached(struct vif_op *o, bool on)
 {
-	xn_host *h = o->h;
-	xn_error *err = NULL;
-	if (xn_db_get(h->db, o->vif)) {
-		xn_changes *cs = xn_changes_new(h->db);
-		xn_changes_set(cs, o->vif, "currently_attached", json_boolean(on));
-		xn_db_commit(h->db, cs, &err);
-	}
-	op_end(o, err);
+	xn_hotplug_commit(&o->hp, json_pack("{s:b}", "currently_attached", on));
 }
 
 static void reply_ignored(void *ud, json_t *ret, const xn_error *err)
@@ -236,48 +176,13 @@ static void reply_ignored(void *ud, json_t *ret, const xn_error *err)
 
 /* ---- checks ------------------------------------------------------------- */
 
-static const char *lower_state(const char *ps)
-{
-	static const char *const names[][2] = {{"Halted", "halted"}, {"Running", "running"},
-		{"Paused", "paused"}, {"Suspended", "suspended"}};
-	for (size_t i = 0; i < XN_ARRAY_LEN(names); i++)
-		if (xn_streq(ps, names[i][0]))
-			return names[i][1];
-	return ps;
-}
-
 /* The running domain of the VIF's VM for plug or unplug, xapi's checks
  * in its order; NULL with the error. */
 static struct dom *hotplug_dom(xn_host *h, const char *vif, bool plug, xn_error **err)
 {
-	const char *vm = xn_db_str(h->db, vif, "VM");
-	const char *ps = xn_db_str(h->db, vm, "power_state");
-	struct dom *d = xn_dom_find(h, vm);
-	if (!xn_streq(ps, "Running") || !d) {
-		xn_fail(err, "VM_BAD_POWER_STATE", vm, "running", lower_state(ps), NULL);
+	struct dom *d = xn_hotplug_dom(h, &vif_kind, vif, plug, err);
+	if (!d || xn_hotplug_idle(h, &vif_kind, xn_db_str(h->db, vif, "VM"), err) < 0)
 		return NULL;
-	}
-	bool attached = xn_db_bool(h->db, vif, "currently_attached");
-	if (plug && attached) {
-		xn_fail(err, "DEVICE_ALREADY_ATTACHED", vif, NULL);
-		return NULL;
-	}
-	if (!plug && !attached) {
-		xn_fail(err, "DEVICE_ALREADY_DETACHED", vif, NULL);
-		return NULL;
-	}
-	for (struct vif_op *o = in_flight; o; o = o->link)
-		if (o->call && strcmp(o->vm, vm) == 0) {
-			xn_fail(err, "OTHER_OPERATION_IN_PROGRESS", "VIF", o->vif, o->name, "", NULL);
-			return NULL;
-		}
-	const char *task;
-	json_t *what;
-	json_object_foreach(xn_db_field(h->db, vm, "current_operations"), task, what) {
-		xn_fail(err, "OTHER_OPERATION_IN_PROGRESS", "VM", vm, json_string_value(what), task,
-			NULL);
-		return NULL;
-	}
 	return d;
 }
 
@@ -287,15 +192,15 @@ static struct dom *hotplug_dom(xn_host *h, const char *vif, bool plug, xn_error 
  * the tap; a named fd not yet taken is closed with closefd). */
 static void plug_undo(struct vif_op *o, const char *what, const xn_error *qerr)
 {
-	op_answer(o, qmp_error(o, what, qerr));
-	struct dom *d = xn_dom_find(o->h, o->vm);
-	XN_AUTOFREE char *id = xn_asprintf("net-%s", o->device);
-	XN_AUTOFREE char *fdname = xn_asprintf("vif-%s", o->device);
+	xn_hotplug_answer(&o->hp, qmp_error(o, what, qerr));
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
+	XN_AUTOFREE char *id = xn_asprintf("net-%s", o->hp.device);
+	XN_AUTOFREE char *fdname = xn_asprintf("vif-%s", o->hp.device);
 	if (d && o->netdev)
 		xn_dom_qmp(d, "netdev_del", json_pack("{s:s}", "id", id), reply_ignored, NULL);
 	else if (d)
 		xn_dom_qmp(d, "closefd", json_pack("{s:s}", "fdname", fdname), reply_ignored, NULL);
-	op_free(o);
+	xn_hotplug_op_free(&o->hp);
 }
 
 static void plug_device_added(void *ud, json_t *ret, const xn_error *err)
@@ -306,8 +211,8 @@ static void plug_device_added(void *ud, json_t *ret, const xn_error *err)
 		plug_undo(o, "device_add", err);
 		return;
 	}
-	xn_info("vif: VM %s: NIC %s hot-plugged on %s", xn_db_str(o->h->db, o->vm, "uuid"),
-		o->device, o->port);
+	xn_info("vif: VM %s: NIC %s hot-plugged on %s", xn_db_str(o->hp.h->db, o->hp.vm, "uuid"),
+		o->hp.device, o->hp.port);
 	commit_attached(o, true);
 }
 
@@ -315,7 +220,7 @@ static void plug_netdev_added(void *ud, json_t *ret, const xn_error *err)
 {
 	struct vif_op *o = ud;
 	(void)ret;
-	struct dom *d = xn_dom_find(o->h, o->vm);
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
 	if (err || !d) {
 		plug_undo(o, "netdev_add", err);
 		return;
@@ -324,8 +229,8 @@ static void plug_netdev_added(void *ud, json_t *ret, const xn_error *err)
 	xn_net_taps_free(o->tap, 1); /* QEMU holds the tap now */
 	o->tap = NULL;
 	xn_error *e = NULL;
-	xn_qemu_nic nic = {.vif = xn_db_get(o->h->db, o->vif), .fd = 3};
-	json_t *dev = xn_qemu_nic_device(&nic, o->port, &e);
+	xn_qemu_nic nic = {.vif = xn_db_get(o->hp.h->db, o->hp.ref), .fd = 3};
+	json_t *dev = xn_qemu_nic_device(&nic, o->hp.port, &e);
 	if (!dev) {
 		plug_undo(o, "device_add", e);
 		xn_error_free(e);
@@ -338,13 +243,13 @@ static void plug_got_fd(void *ud, json_t *ret, const xn_error *err)
 {
 	struct vif_op *o = ud;
 	(void)ret;
-	struct dom *d = xn_dom_find(o->h, o->vm);
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
 	if (err || !d) {
 		plug_undo(o, "getfd", err);
 		return;
 	}
-	XN_AUTOFREE char *id = xn_asprintf("net-%s", o->device);
-	XN_AUTOFREE char *fdname = xn_asprintf("vif-%s", o->device);
+	XN_AUTOFREE char *id = xn_asprintf("net-%s", o->hp.device);
+	XN_AUTOFREE char *fdname = xn_asprintf("vif-%s", o->hp.device);
 	xn_dom_qmp(d, "netdev_add",
 		   json_pack("{s:s,s:s,s:s,s:b}", "type", "tap", "id", id, "fd", fdname, "vhost", 0),
 		   plug_netdev_added, o);
@@ -357,43 +262,22 @@ static void plug_send_fd(void *ud, json_t *ret, const xn_error *err)
 	struct vif_op *o = ud;
 	(void)ret;
 	(void)err; /* no such netdev: the usual case */
-	struct dom *d = xn_dom_find(o->h, o->vm);
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
 	if (!d || !d->qmp) {
-		op_end(o, qmp_error(o, "getfd", NULL));
+		xn_hotplug_end(&o->hp, qmp_error(o, "getfd", NULL));
 		return;
 	}
-	XN_AUTOFREE char *fdname = xn_asprintf("vif-%s", o->device);
+	XN_AUTOFREE char *fdname = xn_asprintf("vif-%s", o->hp.device);
 	xn_qmp_send_fd(d->qmp, o->tap->fd, fdname, plug_got_fd, o);
 }
 
-/* The port: the VIF's own from start if free, else a free spare one. */
-static void plug_ports(void *ud, json_t *ret, const xn_error *err)
+/* The port is known (xn_hotplug_find_port): first drop a netdev a failed
+ * plug may have left under our name. */
+static void plug_port_found(xn_hotplug_op *hp)
 {
-	struct vif_op *o = ud;
-	struct dom *d = xn_dom_find(o->h, o->vm);
-	if (err || !d) {
-		op_end(o, qmp_error(o, "query-pci", err));
-		return;
-	}
-	XN_AUTOFREE char *own = xn_asprintf("rp-vif-%s", o->device);
-	if (xn_qmp_pci_port_free(ret, own))
-		o->port = xn_strdup(own);
-	for (int i = 0; !o->port && i < XN_QEMU_HOTPLUG_PORTS; i++) {
-		XN_AUTOFREE char *p = xn_asprintf("rp-hp%d", i);
-		if (xn_qmp_pci_port_free(ret, p))
-			o->port = xn_strdup(p);
-	}
-	if (!o->port) {
-		xn_error *e = NULL;
-		XN_AUTOFREE char *msg = xn_asprintf(
-			"no free hot-plug slot: a running VM takes %d devices (disks and NICs) more "
-			"than it started with; restart it to attach this one",
-			XN_QEMU_HOTPLUG_PORTS);
-		xn_fail(&e, "OPERATION_NOT_ALLOWED", msg, NULL);
-		op_end(o, e);
-		return;
-	}
-	XN_AUTOFREE char *id = xn_asprintf("net-%s", o->device);
+	struct vif_op *o = (struct vif_op *)hp;
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
+	XN_AUTOFREE char *id = xn_asprintf("net-%s", o->hp.device);
 	xn_dom_qmp(d, "netdev_del", json_pack("{s:s}", "id", id), plug_send_fd, o);
 }
 
@@ -407,14 +291,14 @@ static void vif_plug(xn_call *c)
 		xn_call_fail(c, err);
 		return;
 	}
-	struct vif_op *o = op_new(h, c, "plug", vif);
+	struct vif_op *o = op_new(c, "plug", vif);
 	o->tap = xn_calloc(1, sizeof(*o->tap));
-	if (xn_net_vif_tap(h, o->vm, vif, o->tap, &err) < 0 ||
+	if (xn_net_vif_tap(h, o->hp.vm, vif, o->tap, &err) < 0 ||
 	    xn_vif_apply_qos(h, vif, o->tap->name, &err) < 0) {
-		op_end(o, err);
+		xn_hotplug_end(&o->hp, err);
 		return;
 	}
-	xn_dom_qmp(d, "query-pci", NULL, plug_ports, o);
+	xn_hotplug_find_port(d, &o->hp);
 }
 
 /* ---- VIF.unplug ----------------------------------------------------------- */
@@ -424,97 +308,29 @@ static void unplug_netdev_deleted(void *ud, json_t *ret, const xn_error *err)
 	struct vif_op *o = ud;
 	(void)ret;
 	if (err)
-		xn_warn("vif: VM %s: %s", xn_db_str(o->h->db, o->vm, "uuid"), err->message);
-	xn_info("vif: VM %s: NIC %s unplugged", xn_db_str(o->h->db, o->vm, "uuid"), o->device);
+		xn_warn("vif: VM %s: %s", xn_db_str(o->hp.h->db, o->hp.vm, "uuid"), err->message);
+	xn_info("vif: VM %s: NIC %s unplugged", xn_db_str(o->hp.h->db, o->hp.vm, "uuid"),
+		o->hp.device);
 	commit_attached(o, false);
 }
 
-/* The device is gone: drop its netdev (QEMU closes the tap), record it
- * detached. */
-static void unplug_finish(struct vif_op *o)
+/* The device is gone (DEVICE_DELETED): drop its netdev (QEMU closes
+ * the tap), record it detached. */
+static void unplug_gone(xn_hotplug_op *hp)
 {
-	if (o->timer)
-		uv_timer_stop(o->timer);
-	struct dom *d = xn_dom_find(o->h, o->vm);
+	struct vif_op *o = (struct vif_op *)hp;
+	struct dom *d = xn_dom_find(o->hp.h, o->hp.vm);
 	if (!d) {
 		commit_attached(o, false);
 		return;
 	}
-	XN_AUTOFREE char *id = xn_asprintf("net-%s", o->device);
+	XN_AUTOFREE char *id = xn_asprintf("net-%s", o->hp.device);
 	xn_dom_qmp(d, "netdev_del", json_pack("{s:s}", "id", id), unplug_netdev_deleted, o);
 }
 
 void xn_vif_device_deleted(struct dom *d, const char *dev)
 {
-	if (strncmp(dev, "vif-", 4) != 0)
-		return;
-	struct vif_op *o = NULL;
-	for (struct vif_op *p = in_flight; p && !o; p = p->link)
-		if (strcmp(p->vm, d->ref) == 0 && strcmp(p->name, "unplug") == 0 &&
-		    strcmp(p->device, dev + 4) == 0)
-			o = p;
-	if (o && o->deleted)
-		return;
-	if (!o) {
-		/* Not waited for (a daemon restart came in between): find the
-		 * VIF and detach it all the same. */
-		xn_host *h = d->h;
-		const char *vif = NULL;
-		size_t i;
-		json_t *v;
-		json_array_foreach(xn_db_field(h->db, d->ref, "VIFs"), i, v)
-			if (xn_streq(xn_db_str(h->db, json_string_value(v), "device"), dev + 4))
-				vif = json_string_value(v);
-		if (!vif)
-			return;
-		o = op_new(h, NULL, "unplug", vif);
-		o->requested = true;
-	}
-	o->deleted = true;
-	if (o->requested)
-		unplug_finish(o);
-	/* else the reply to device_del, still to come, finishes */
-}
-
-static void unplug_timeout(uv_timer_t *t)
-{
-	struct vif_op *o = t->data;
-	xn_error *e = NULL;
-	XN_AUTOFREE char *why = xn_asprintf("the guest did not release the NIC within %d s",
-					    XN_VIF_UNPLUG_TIMEOUT_MS / 1000);
-	xn_fail(&e, "DEVICE_DETACH_REJECTED", "VIF", o->vif, why, NULL);
-	xn_warn("vif: VM %s: %s", xn_db_str(o->h->db, o->vm, "uuid"), why);
-	if (!xn_dom_find(o->h, o->vm))
-		op_end(o, e); /* the VM is gone: so is the NIC */
-	else
-		op_answer(o, e); /* stays in flight: a late DEVICE_DELETED still detaches */
-}
-
-static void unplug_requested(void *ud, json_t *ret, const xn_error *err)
-{
-	struct vif_op *o = ud;
-	(void)ret;
-	if (err && strstr(err->message, "not found")) {
-		/* QEMU has no such NIC: the record was stale. */
-		xn_warn("vif: VM %s: QEMU has no NIC %s; recording it detached",
-			xn_db_str(o->h->db, o->vm, "uuid"), o->device);
-		o->requested = o->deleted = true;
-		unplug_finish(o);
-		return;
-	}
-	if (err) {
-		op_end(o, qmp_error(o, "device_del", err));
-		return;
-	}
-	o->requested = true;
-	if (o->deleted) {
-		unplug_finish(o); /* DEVICE_DELETED came before this reply */
-		return;
-	}
-	o->timer = xn_calloc(1, sizeof(uv_timer_t));
-	uv_timer_init(o->h->loop, o->timer);
-	o->timer->data = o;
-	uv_timer_start(o->timer, unplug_timeout, XN_VIF_UNPLUG_TIMEOUT_MS, 0);
+	xn_hotplug_device_deleted(&vif_kind, d, dev);
 }
 
 /* QEMU cannot pull a PCI device from under a guest without it, so the
@@ -529,10 +345,22 @@ static void vif_unplug(xn_call *c)
 		xn_call_fail(c, err);
 		return;
 	}
-	struct vif_op *o = op_new(h, c, "unplug", vif);
-	XN_AUTOFREE char *id = xn_asprintf("vif-%s", o->device);
-	xn_dom_qmp(d, "device_del", json_pack("{s:s}", "id", id), unplug_requested, o);
+	xn_hotplug_unplug(d, &op_new(c, "unplug", vif)->hp);
 }
+
+static const xn_hotplug_kind vif_kind = {
+	.cls = "VIF",
+	.id = "vif",
+	.device_field = "device",
+	.vm_field = "VIFs",
+	.noun = "NIC",
+	.spares = "devices (disks and NICs)",
+	.size = sizeof(struct vif_op),
+	.missing_is_stale = true,
+	.port_found = plug_port_found,
+	.gone = unplug_gone,
+	.free = vif_op_free,
+};
 
 const xn_api_method xn_vm_vif_methods[] = {
 	{"VIF.plug", vif_plug},
