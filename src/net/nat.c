@@ -29,8 +29,8 @@
  * run and stops all others, so a restart (even after kill -9) never leaves
  * two.
  *
- * nftables changes are nfnetlink batches built with libnl's core, as the
- * rate limits in netlink.c are; every call opens its own socket. */
+ * nftables changes are nfnetlink transactions (nft.h), as the rate
+ * limits' are. */
 #include "net/net.h"
 
 #include <arpa/inet.h>
@@ -48,15 +48,11 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
-#include <linux/netfilter/nfnetlink.h>
 
-#include <netlink/attr.h>
-#include <netlink/handlers.h>
 #include <netlink/msg.h>
-#include <netlink/netlink.h>
-#include <netlink/socket.h>
 
 #include "net/netlink.h"
+#include "net/nft.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/proc.h"
@@ -150,278 +146,79 @@ int xn_nat_check(json_t *other_config, xn_error **err)
 
 /* ---- nftables ------------------------------------------------------------------ */
 
-static void must(int rc)
-{
-	if (rc < 0)
-		abort(); /* out of memory or an overgrown message: see netlink.c */
-}
-
-static void *must_ptr(void *p)
-{
-	if (!p)
-		abort();
-	return p;
-}
-
-static struct nl_msg *nft_msg(int type, int flags)
-{
-	bool delim = type == NFNL_MSG_BATCH_BEGIN || type == NFNL_MSG_BATCH_END;
-	struct nfgenmsg g = {
-		.nfgen_family = delim ? AF_UNSPEC : NFPROTO_IPV4,
-		.version = NFNETLINK_V0,
-		.res_id = htons(delim ? NFNL_SUBSYS_NFTABLES : 0),
-	};
-	int t = delim ? type : (NFNL_SUBSYS_NFTABLES << 8) | type;
-	struct nl_msg *msg = must_ptr(nlmsg_alloc_simple(t, NLM_F_REQUEST | flags));
-	must(nlmsg_append(msg, &g, sizeof(g), NLMSG_ALIGNTO));
-	return msg;
-}
-
-/* A batch: messages back to back in one datagram; every message asks for
- * an ack, so the replies say which one failed. */
-struct batch {
-	xn_buf buf;
-	uint32_t seq;
-};
-
-static void batch_add(struct batch *b, struct nl_msg *msg)
-{
-	struct nlmsghdr *h = nlmsg_hdr(msg);
-	h->nlmsg_seq = ++b->seq;
-	xn_buf_append(&b->buf, h, NLMSG_ALIGN(h->nlmsg_len));
-	nlmsg_free(msg);
-}
-
-static struct nl_msg *table_msg(int type, int flags)
-{
-	struct nl_msg *msg = nft_msg(type, NLM_F_ACK | flags);
-	must(nla_put_string(msg, NFTA_TABLE_NAME, NAT_TABLE));
-	return msg;
-}
-
-/* A base chain of NAT_TABLE, made if missing (an existing one with the
- * same hook is left as it is). */
-static struct nl_msg *chain_msg(int type, const char *name, const char *kind, int hook, int prio)
-{
-	struct nl_msg *msg = nft_msg(type, NLM_F_ACK | (type == NFT_MSG_NEWCHAIN ? NLM_F_CREATE : 0));
-	must(nla_put_string(msg, NFTA_CHAIN_TABLE, NAT_TABLE));
-	must(nla_put_string(msg, NFTA_CHAIN_NAME, name));
-	if (type == NFT_MSG_NEWCHAIN) {
-		must(nla_put_string(msg, NFTA_CHAIN_TYPE, kind));
-		must(nla_put_u32(msg, NFTA_CHAIN_POLICY, htonl(NF_ACCEPT)));
-		struct nlattr *h = must_ptr(nla_nest_start(msg, NFTA_CHAIN_HOOK));
-		must(nla_put_u32(msg, NFTA_HOOK_HOOKNUM, htonl((uint32_t)hook)));
-		must(nla_put_u32(msg, NFTA_HOOK_PRIORITY, htonl((uint32_t)prio)));
-		nla_nest_end(msg, h);
-	}
-	return msg;
-}
-
-/* Every rule of a chain goes (a DELRULE naming no rule flushes). */
-static struct nl_msg *flush_msg(const char *chain)
-{
-	struct nl_msg *msg = nft_msg(NFT_MSG_DELRULE, NLM_F_ACK);
-	must(nla_put_string(msg, NFTA_RULE_TABLE, NAT_TABLE));
-	must(nla_put_string(msg, NFTA_RULE_CHAIN, chain));
-	return msg;
-}
-
-/* Expressions, each an element of a rule's NFTA_RULE_EXPRESSIONS; all
- * work on register 1. */
-static struct nlattr *expr_start(struct nl_msg *msg, const char *name, struct nlattr **data)
-{
-	struct nlattr *e = must_ptr(nla_nest_start(msg, NFTA_LIST_ELEM));
-	must(nla_put_string(msg, NFTA_EXPR_NAME, name));
-	*data = must_ptr(nla_nest_start(msg, NFTA_EXPR_DATA));
-	return e;
-}
-
-static void expr_end(struct nl_msg *msg, struct nlattr *e, struct nlattr *data)
-{
-	nla_nest_end(msg, data);
-	nla_nest_end(msg, e);
-}
-
-static void put_data(struct nl_msg *msg, int type, const void *p, size_t len)
-{
-	struct nlattr *n = must_ptr(nla_nest_start(msg, type));
-	must(nla_put(msg, NFTA_DATA_VALUE, (int)len, p));
-	nla_nest_end(msg, n);
-}
-
 /* "ip saddr|daddr & mask == net" */
-static void match_addr(struct nl_msg *msg, bool dst, const struct nat_cfg *c)
+static void match_addr(struct nl_msg *rule, bool dst, const struct nat_cfg *c)
 {
-	struct nlattr *d, *e = expr_start(msg, "payload", &d);
-	must(nla_put_u32(msg, NFTA_PAYLOAD_DREG, htonl(NFT_REG_1)));
-	must(nla_put_u32(msg, NFTA_PAYLOAD_BASE, htonl(NFT_PAYLOAD_NETWORK_HEADER)));
-	must(nla_put_u32(msg, NFTA_PAYLOAD_OFFSET, htonl(dst ? 16 : 12)));
-	must(nla_put_u32(msg, NFTA_PAYLOAD_LEN, htonl(4)));
-	expr_end(msg, e, d);
-
 	uint32_t mask = htonl(c->mask), zero = 0, net = htonl(c->net);
-	e = expr_start(msg, "bitwise", &d);
-	must(nla_put_u32(msg, NFTA_BITWISE_SREG, htonl(NFT_REG_1)));
-	must(nla_put_u32(msg, NFTA_BITWISE_DREG, htonl(NFT_REG_1)));
-	must(nla_put_u32(msg, NFTA_BITWISE_LEN, htonl(4)));
-	put_data(msg, NFTA_BITWISE_MASK, &mask, 4);
-	put_data(msg, NFTA_BITWISE_XOR, &zero, 4);
-	expr_end(msg, e, d);
-
-	e = expr_start(msg, "cmp", &d);
-	must(nla_put_u32(msg, NFTA_CMP_SREG, htonl(NFT_REG_1)));
-	must(nla_put_u32(msg, NFTA_CMP_OP, htonl(NFT_CMP_EQ)));
-	put_data(msg, NFTA_CMP_DATA, &net, 4);
-	expr_end(msg, e, d);
+	xn_nft_payload(rule, NFT_PAYLOAD_NETWORK_HEADER, dst ? 16 : 12, 4);
+	xn_nft_bitwise(rule, &mask, &zero, 4);
+	xn_nft_cmp(rule, NFT_CMP_EQ, &net, 4);
 }
 
 /* "iifname|oifname ==|!= name" */
-static void match_ifname(struct nl_msg *msg, int key, bool equal, const char *name)
+static void match_ifname(struct nl_msg *rule, int key, bool equal, const char *name)
 {
 	char padded[IFNAMSIZ] = {0};
 	strncpy(padded, name, sizeof(padded) - 1);
-	struct nlattr *d, *e = expr_start(msg, "meta", &d);
-	must(nla_put_u32(msg, NFTA_META_KEY, htonl((uint32_t)key)));
-	must(nla_put_u32(msg, NFTA_META_DREG, htonl(NFT_REG_1)));
-	expr_end(msg, e, d);
-	e = expr_start(msg, "cmp", &d);
-	must(nla_put_u32(msg, NFTA_CMP_SREG, htonl(NFT_REG_1)));
-	must(nla_put_u32(msg, NFTA_CMP_OP, htonl(equal ? NFT_CMP_EQ : NFT_CMP_NEQ)));
-	put_data(msg, NFTA_CMP_DATA, padded, sizeof(padded));
-	expr_end(msg, e, d);
+	xn_nft_meta(rule, key);
+	xn_nft_cmp(rule, equal ? NFT_CMP_EQ : NFT_CMP_NEQ, padded, sizeof(padded));
 }
 
 /* "ct state established,related" */
-static void match_reply(struct nl_msg *msg)
+static void match_reply(struct nl_msg *rule)
 {
 	uint32_t bits = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED);
 	uint32_t zero = 0;
-	struct nlattr *d, *e = expr_start(msg, "ct", &d);
-	must(nla_put_u32(msg, NFTA_CT_KEY, htonl(NFT_CT_STATE)));
-	must(nla_put_u32(msg, NFTA_CT_DREG, htonl(NFT_REG_1)));
-	expr_end(msg, e, d);
-	e = expr_start(msg, "bitwise", &d);
-	must(nla_put_u32(msg, NFTA_BITWISE_SREG, htonl(NFT_REG_1)));
-	must(nla_put_u32(msg, NFTA_BITWISE_DREG, htonl(NFT_REG_1)));
-	must(nla_put_u32(msg, NFTA_BITWISE_LEN, htonl(4)));
-	put_data(msg, NFTA_BITWISE_MASK, &bits, 4);
-	put_data(msg, NFTA_BITWISE_XOR, &zero, 4);
-	expr_end(msg, e, d);
-	e = expr_start(msg, "cmp", &d);
-	must(nla_put_u32(msg, NFTA_CMP_SREG, htonl(NFT_REG_1)));
-	must(nla_put_u32(msg, NFTA_CMP_OP, htonl(NFT_CMP_NEQ)));
-	put_data(msg, NFTA_CMP_DATA, &zero, 4);
-	expr_end(msg, e, d);
+	xn_nft_ct(rule, NFT_CT_STATE);
+	xn_nft_bitwise(rule, &bits, &zero, 4);
+	xn_nft_cmp(rule, NFT_CMP_NEQ, &zero, 4);
 }
 
-static void verdict_accept(struct nl_msg *msg)
+static void masquerade(struct nl_msg *rule)
 {
-	struct nlattr *d, *e = expr_start(msg, "immediate", &d);
-	must(nla_put_u32(msg, NFTA_IMMEDIATE_DREG, htonl(NFT_REG_VERDICT)));
-	struct nlattr *data = must_ptr(nla_nest_start(msg, NFTA_IMMEDIATE_DATA));
-	struct nlattr *v = must_ptr(nla_nest_start(msg, NFTA_DATA_VERDICT));
-	must(nla_put_u32(msg, NFTA_VERDICT_CODE, htonl(NF_ACCEPT)));
-	nla_nest_end(msg, v);
-	nla_nest_end(msg, data);
-	expr_end(msg, e, d);
-}
-
-static void masquerade(struct nl_msg *msg)
-{
-	struct nlattr *e = must_ptr(nla_nest_start(msg, NFTA_LIST_ELEM));
-	must(nla_put_string(msg, NFTA_EXPR_NAME, "masq"));
-	nla_nest_end(msg, e);
+	xn_nft_expr_end(rule, xn_nft_expr(rule, "masq", NULL), NULL);
 }
 
 enum rule { RULE_MASQ, RULE_OUT, RULE_BACK };
 
-static struct nl_msg *rule_msg(const char *chain, enum rule r, const char *bridge,
-			       const struct nat_cfg *c)
+static void rule_add(struct xn_nft_batch *b, const char *chain, enum rule r, const char *bridge,
+		     const struct nat_cfg *c)
 {
-	struct nl_msg *msg = nft_msg(NFT_MSG_NEWRULE, NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND);
-	must(nla_put_string(msg, NFTA_RULE_TABLE, NAT_TABLE));
-	must(nla_put_string(msg, NFTA_RULE_CHAIN, chain));
-	struct nlattr *exprs = must_ptr(nla_nest_start(msg, NFTA_RULE_EXPRESSIONS));
+	struct nl_msg *rule = xn_nft_rule(b, NAT_TABLE, chain);
 	switch (r) {
 	case RULE_MASQ: /* ip saddr <net> oifname != <bridge> masquerade */
-		match_addr(msg, false, c);
-		match_ifname(msg, NFT_META_OIFNAME, false, bridge);
-		masquerade(msg);
+		match_addr(rule, false, c);
+		match_ifname(rule, NFT_META_OIFNAME, false, bridge);
+		masquerade(rule);
 		break;
 	case RULE_OUT: /* iifname <bridge> ip saddr <net> accept */
-		match_ifname(msg, NFT_META_IIFNAME, true, bridge);
-		match_addr(msg, false, c);
-		verdict_accept(msg);
+		match_ifname(rule, NFT_META_IIFNAME, true, bridge);
+		match_addr(rule, false, c);
+		xn_nft_verdict(rule, NF_ACCEPT);
 		break;
 	case RULE_BACK: /* oifname <bridge> ip daddr <net> ct state established,related accept */
-		match_ifname(msg, NFT_META_OIFNAME, true, bridge);
-		match_addr(msg, true, c);
-		match_reply(msg);
-		verdict_accept(msg);
+		match_ifname(rule, NFT_META_OIFNAME, true, bridge);
+		match_addr(rule, true, c);
+		match_reply(rule);
+		xn_nft_verdict(rule, NF_ACCEPT);
 		break;
 	}
-	nla_nest_end(msg, exprs);
-	return msg;
+	xn_nft_rule_end(b, rule);
 }
 
-struct replies {
-	uint32_t last;
-	int error; /* the first -errno */
-	bool done;
-};
-
-static int on_ack(struct nl_msg *msg, void *arg)
+/* A transaction that starts by making the table and the bridge's two
+ * chains if missing (an existing chain with the same hook is left as it
+ * is); their names in post and fwd. */
+static void chains_begin(struct xn_nft_batch *b, const char *bridge, char post[32], char fwd[32])
 {
-	struct replies *r = arg;
-	if (nlmsg_hdr(msg)->nlmsg_seq != r->last)
-		return NL_OK;
-	r->done = true;
-	return NL_STOP;
-}
-
-static int on_error(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg)
-{
-	struct replies *r = arg;
-	if (!r->error)
-		r->error = e->error;
-	/* a batch refused as a whole gets one error, for its first message */
-	if (e->msg.nlmsg_seq != r->last && e->msg.nlmsg_seq != 1)
-		return NL_OK;
-	r->done = true;
-	return NL_STOP;
-}
-
-static int no_seq_check(struct nl_msg *msg, void *arg)
-{
-	return NL_OK;
-}
-
-/* Send b (freed) as one transaction: 0 or -errno. */
-static int batch_send(struct batch *b)
-{
-	batch_add(b, nft_msg(NFNL_MSG_BATCH_END, 0));
-	struct replies r = {.last = b->seq - 1};
-	struct nl_sock *sk = must_ptr(nl_socket_alloc());
-	int rc = nl_connect(sk, NETLINK_NETFILTER);
-	if (rc == 0)
-		rc = nl_sendto(sk, b->buf.data, b->buf.len);
-	free(b->buf.data);
-	struct nl_cb *cb = must_ptr(nl_cb_alloc(NL_CB_DEFAULT));
-	nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, on_ack, &r);
-	nl_cb_set(cb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, no_seq_check, NULL);
-	nl_cb_err(cb, NL_CB_CUSTOM, on_error, &r);
-	while (rc >= 0 && !r.done)
-		if ((rc = nl_recvmsgs(sk, cb)) < 0 && r.done)
-			rc = 0;
-	nl_cb_put(cb);
-	nl_socket_free(sk);
-	return rc < 0 ? -EIO : r.error; /* a libnl failure: nothing was sent or heard */
-}
-
-static void chain_names(const char *bridge, char post[32], char fwd[32])
-{
+	static const struct xn_nft_hook post_hook = {"nat", NF_INET_POST_ROUTING, 100, NULL};
+	static const struct xn_nft_hook fwd_hook = {"filter", NF_INET_FORWARD, 0, NULL};
 	snprintf(post, 32, "post-%s", bridge);
 	snprintf(fwd, 32, "fwd-%s", bridge);
+	xn_nft_begin(b, NFPROTO_IPV4);
+	xn_nft_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE, NAT_TABLE);
+	xn_nft_chain(b, NAT_TABLE, post, &post_hook);
+	xn_nft_chain(b, NAT_TABLE, fwd, &fwd_hook);
 }
 
 /* The bridge's two chains, made or remade with their rules, in one
@@ -429,21 +226,17 @@ static void chain_names(const char *bridge, char post[32], char fwd[32])
 static int nft_up(const char *bridge, const struct nat_cfg *c, xn_error **err)
 {
 	char post[32], fwd[32];
-	chain_names(bridge, post, fwd);
-	struct batch b = {0};
-	batch_add(&b, nft_msg(NFNL_MSG_BATCH_BEGIN, 0));
-	batch_add(&b, table_msg(NFT_MSG_NEWTABLE, NLM_F_CREATE));
-	batch_add(&b, chain_msg(NFT_MSG_NEWCHAIN, post, "nat", NF_INET_POST_ROUTING, 100));
-	batch_add(&b, chain_msg(NFT_MSG_NEWCHAIN, fwd, "filter", NF_INET_FORWARD, 0));
-	batch_add(&b, flush_msg(post));
-	batch_add(&b, flush_msg(fwd));
-	batch_add(&b, rule_msg(post, RULE_MASQ, bridge, c));
-	batch_add(&b, rule_msg(fwd, RULE_OUT, bridge, c));
-	batch_add(&b, rule_msg(fwd, RULE_BACK, bridge, c));
-	int rc = batch_send(&b);
-	if (rc < 0)
+	struct xn_nft_batch b;
+	chains_begin(&b, bridge, post, fwd);
+	xn_nft_flush(&b, NAT_TABLE, post);
+	xn_nft_flush(&b, NAT_TABLE, fwd);
+	rule_add(&b, post, RULE_MASQ, bridge, c);
+	rule_add(&b, fwd, RULE_OUT, bridge, c);
+	rule_add(&b, fwd, RULE_BACK, bridge, c);
+	int rc = xn_nft_commit(&b);
+	if (rc)
 		return xn_fail_internal(err, "nftables: cannot add the NAT rules of %s: %s", bridge,
-					strerror(-rc));
+					xn_nft_strerror(rc));
 	return 0;
 }
 
@@ -452,22 +245,17 @@ static int nft_up(const char *bridge, const struct nat_cfg *c, xn_error **err)
 static int nft_down(const char *bridge, xn_error **err)
 {
 	char post[32], fwd[32];
-	chain_names(bridge, post, fwd);
-	struct batch b = {0};
-	batch_add(&b, nft_msg(NFNL_MSG_BATCH_BEGIN, 0));
-	batch_add(&b, table_msg(NFT_MSG_NEWTABLE, NLM_F_CREATE));
-	batch_add(&b, chain_msg(NFT_MSG_NEWCHAIN, post, "nat", NF_INET_POST_ROUTING, 100));
-	batch_add(&b, chain_msg(NFT_MSG_NEWCHAIN, fwd, "filter", NF_INET_FORWARD, 0));
-	batch_add(&b, chain_msg(NFT_MSG_DELCHAIN, post, NULL, 0, 0));
-	batch_add(&b, chain_msg(NFT_MSG_DELCHAIN, fwd, NULL, 0, 0));
-	int rc = batch_send(&b);
-	if (rc < 0)
+	struct xn_nft_batch b;
+	chains_begin(&b, bridge, post, fwd);
+	xn_nft_chain(&b, NAT_TABLE, post, NULL);
+	xn_nft_chain(&b, NAT_TABLE, fwd, NULL);
+	int rc = xn_nft_commit(&b);
+	if (rc)
 		return xn_fail_internal(err, "nftables: cannot remove the NAT rules of %s: %s",
-					bridge, strerror(-rc));
-	b = (struct batch){0};
-	batch_add(&b, nft_msg(NFNL_MSG_BATCH_BEGIN, 0));
-	batch_add(&b, table_msg(NFT_MSG_DELTABLE, NLM_F_NONREC));
-	batch_send(&b); /* EBUSY while other chains are there */
+					bridge, xn_nft_strerror(rc));
+	xn_nft_begin(&b, NFPROTO_IPV4);
+	xn_nft_table(&b, NFT_MSG_DELTABLE, NLM_F_NONREC, NAT_TABLE);
+	xn_nft_commit(&b); /* EBUSY while other chains are there */
 	return 0;
 }
 

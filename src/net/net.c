@@ -295,6 +295,12 @@ void xn_net_register(xn_api *api)
 
 int xn_net_init(xn_host *h, xn_error **err)
 {
+	XN_AUTOERR xn_error *e = NULL;
+	int n = xn_nl_rate_limit_sweep(&e); /* what taps gone since the last run left */
+	if (n < 0)
+		xn_warn("net: ingress rate limits of gone taps not removed: %s", e->message);
+	else if (n > 0)
+		xn_info("net: removed the ingress rate limits of %d gone taps", n);
 	const char *k;
 	json_t *v;
 	json_object_foreach(xn_db_all(h->db, xn_model_class("PIF")), k, v)

@@ -1,6 +1,6 @@
 /* netlink.h: the host's network devices, over rtnetlink (libnl-route-3)
- * and, for taps, /dev/net/tun. The daemon never runs `ip`, `brctl` or
- * `tc`.
+ * and, for taps, /dev/net/tun; their rate limits also over nftables
+ * (ratelimit.c). The daemon never runs `ip`, `brctl`, `tc` or `nft`.
  *
  * Every call is synchronous: the kernel answers rtnetlink at once. Names
  * are kernel interface names (at most 15 characters). Calls that make
@@ -73,5 +73,11 @@ int xn_nl_route_del(const char *dst, const char *gateway, const char *dev, xn_er
  * (0 removes the limit): a token bucket on its egress (traffic towards
  * the guest, for a tap) and a policer on its ingress (from the guest). */
 int xn_nl_rate_limit(const char *name, uint64_t kbps, xn_error **err);
+/* Remove the ingress half of name's limit, for a device that is gone
+ * (nftables keeps it otherwise; the egress half goes with the device). */
+int xn_nl_rate_limit_drop(const char *name, xn_error **err);
+/* At daemon start: xn_nl_rate_limit_drop for every device that has an
+ * ingress limit and is not there. Returns how many, or -1 with err. */
+int xn_nl_rate_limit_sweep(xn_error **err);
 
 #endif

@@ -29,6 +29,7 @@
 #include "console/console.h"
 #include "engine/qemu_argv.h"
 #include "net/net.h"
+#include "net/netlink.h"
 #include "engine/qmp_commands.h"
 #include "storage/storage.h"
 #include "util/fs.h"
@@ -202,6 +203,14 @@ static void dom_gone(struct dom *d)
 	if (d->proc) {
 		xn_qemu_proc_release(d->proc);
 		d->proc = NULL;
+	}
+	size_t i;
+	json_t *vif;
+	json_array_foreach(xn_db_field(h->db, d->ref, "VIFs"), i, vif) {
+		/* its taps went with QEMU; nftables keeps their ingress limits */
+		XN_AUTOFREE char *tap = xn_net_tap_name(d->uuid, xn_db_str(h->db, json_string_value(vif),
+									 "device"));
+		xn_nl_rate_limit_drop(tap, NULL);
 	}
 	xn_changes *cs = xn_changes_new(h->db);
 	record_halted(h, cs, d->ref, true);

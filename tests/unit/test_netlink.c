@@ -639,6 +639,27 @@ TEST(test_rate_limit)
 	close(fd);
 	CHECK(gone_soon("xrl0"));
 
+	/* nftables keeps a gone tap's ingress limit until it is dropped by
+	 * name or by the sweep, which keeps those of taps still there */
+	int fd1 = -1, fd2 = -1;
+	CHECK(ok(xn_nl_tap_open("xrl1", &fd1, &e), &e));
+	CHECK(ok(xn_nl_tap_open("xrl2", &fd2, &e), &e));
+	CHECK(ok(xn_nl_tap_open("xrl3", &fd, &e), &e));
+	CHECK(ok(xn_nl_rate_limit("xrl1", 800, &e), &e));
+	CHECK(ok(xn_nl_rate_limit("xrl2", 800, &e), &e));
+	CHECK(ok(xn_nl_rate_limit("xrl3", 800, &e), &e));
+	close(fd1);
+	close(fd2);
+	CHECK(gone_soon("xrl1") && gone_soon("xrl2"));
+	CHECK(ok(xn_nl_rate_limit_drop("xrl2", &e), &e));
+	CHECK(ok(xn_nl_rate_limit_drop("xrl2", &e), &e)); /* already gone */
+	CHECK(xn_nl_rate_limit_sweep(&e) == 1);           /* xrl1's */
+	CHECK(xn_nl_rate_limit_sweep(&e) == 0);
+	close(fd);
+	CHECK(gone_soon("xrl3"));
+	CHECK(xn_nl_rate_limit_sweep(&e) == 1);
+	CHECK(!e);
+
 	CHECK(failed_with(xn_nl_rate_limit("nodev0", 800, &e), &e,
 			  "netlink: rate limit nodev0: no such device"));
 	CHECK(ok(xn_nl_rate_limit("nodev0", 0, &e), &e));
