@@ -298,6 +298,7 @@ int xe_cmd_pif_scan(xe_ctx *ctx, xn_error **err);
 int xe_cmd_pif_plug(xe_ctx *ctx, xn_error **err);
 int xe_cmd_pif_unplug(xe_ctx *ctx, xn_error **err);
 int xe_cmd_pif_forget(xe_ctx *ctx, xn_error **err);
+int xe_cmd_pif_reconfigure_ip(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vlan_create(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vlan_destroy(xe_ctx *ctx, xn_error **err);
 int xe_cmd_bond_create(xe_ctx *ctx, xn_error **err);

@@ -150,3 +150,16 @@ int xe_cmd_bond_destroy(xe_ctx *ctx, xn_error **err)
 {
 	return xe_destroy_by_uuid(ctx, "Bond", err);
 }
+
+int xe_cmd_pif_reconfigure_ip(xe_ctx *ctx, xn_error **err)
+{
+	const xe_args *a = ctx->args;
+	XN_AUTOFREE char *pif = xe_ref_by_uuid(ctx, "PIF", xe_arg(a, "uuid"), err);
+	if (!pif)
+		return -1;
+	return xe_call_void(ctx->conn, "PIF.reconfigure_ip",
+			    json_pack("[ssssss]", pif, xe_arg(a, "mode"), xe_arg(a, "IP") ?: "",
+				      xe_arg(a, "netmask") ?: "", xe_arg(a, "gateway") ?: "",
+				      xe_arg(a, "DNS") ?: ""),
+			    err);
+}

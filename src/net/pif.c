@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "net/netlink.h"
 #include "util/log.h"
@@ -291,6 +292,101 @@ static void pif_forget(xn_call *c)
 		xn_call_return(c, NULL);
 }
 
+/* A dotted netmask as a prefix length, -1 if it is not one. */
+static int mask_prefix(const char *mask)
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, mask, &a) != 1)
+		return -1;
+	uint32_t m = ntohl(a.s_addr);
+	int n = __builtin_popcount(m);
+	return n == 0 || m != (~0u << (32 - n)) ? -1 : n;
+}
+
+/* PIF.reconfigure_ip(mode, IP, netmask, gateway, DNS): Static puts IP
+ * on the interface that carries the PIF's traffic (its bridge once
+ * plugged) in place of its IPv4 addresses, with a default route through
+ * gateway if given; None removes them. DHCP needs a DHCP client, which
+ * the daemon does not run: refused. */
+static void pif_reconfigure_ip(xn_call *c)
+{
+	xn_host *h = c->host;
+	const char *pif = call_pif(c);
+	if (!pif)
+		return;
+	const char *mode = xn_call_arg_str(c, 1), *ip = xn_call_arg_str(c, 2);
+	const char *mask = xn_call_arg_str(c, 3), *gw = xn_call_arg_str(c, 4);
+	bool stat = strcasecmp(mode, "Static") == 0, none = strcasecmp(mode, "None") == 0;
+	struct in_addr tmp;
+	int prefix = stat ? mask_prefix(mask) : 0;
+	if (!stat && !none) {
+		xn_call_fail_code(c, "INVALID_VALUE", "mode", mode, NULL);
+		return;
+	}
+	if (stat && inet_pton(AF_INET, ip, &tmp) != 1) {
+		xn_call_fail_code(c, "INVALID_VALUE", "IP", ip, NULL);
+		return;
+	}
+	if (stat && prefix < 0) {
+		xn_call_fail_code(c, "INVALID_VALUE", "netmask", mask, NULL);
+		return;
+	}
+	if (stat && gw[0] && inet_pton(AF_INET, gw, &tmp) != 1) {
+		xn_call_fail_code(c, "INVALID_VALUE", "gateway", gw, NULL);
+		return;
+	}
+	const char *dev = xn_db_bool(h->db, pif, "currently_attached")
+				  ? xn_db_str(h->db, xn_db_str(h->db, pif, "network"), "bridge")
+				  : xn_db_str(h->db, pif, "device");
+	xn_error *err = NULL;
+	json_t *addrs = xn_nl_addrs(dev, &err);
+	if (!addrs) {
+		xn_call_fail(c, err);
+		return;
+	}
+	/* the old addresses go first: removing an interface's primary address
+	 * takes its secondaries (the new one would be one) with it */
+	XN_AUTOFREE char *cidr = stat ? xn_asprintf("%s/%d", ip, prefix) : NULL;
+	json_t *olds = json_array();
+	size_t i;
+	json_t *a;
+	json_array_foreach(addrs, i, a) {
+		if (json_integer_value(json_object_get(a, "family")) != 4)
+			continue;
+		json_t *old = json_sprintf("%s/%lld", json_string_value(json_object_get(a, "address")),
+					   json_integer_value(json_object_get(a, "prefix")));
+		xn_nl_addr_del(dev, json_string_value(old), NULL);
+		json_array_append_new(olds, old);
+	}
+	json_decref(addrs);
+	int rc = stat ? xn_nl_addr_add(dev, cidr, &err) : 0;
+	json_array_foreach(olds, i, a)   /* put back what was there if that failed */
+		if (rc < 0)
+			xn_nl_addr_add(dev, json_string_value(a), NULL);
+	json_decref(olds);
+	if (rc == 0 && stat && gw[0]) {
+		xn_nl_route_del("default", NULL, dev, NULL);
+		rc = xn_nl_route_add("default", gw, dev, 0, &err);
+	}
+	if (rc < 0) {
+		xn_call_fail(c, err);
+		return;
+	}
+	xn_changes *cs = xn_changes_new(h->db);
+	json_t *rec = xn_changes_edit(cs, pif);
+	json_object_set_new(rec, "ip_configuration_mode", json_string(stat ? "Static" : "None"));
+	json_object_set_new(rec, "IP", json_string(stat ? ip : ""));
+	json_object_set_new(rec, "netmask", json_string(stat ? mask : ""));
+	json_object_set_new(rec, "gateway", json_string(stat ? gw : ""));
+	json_object_set_new(rec, "DNS", json_string(xn_call_arg_str(c, 5)));
+	if (xn_db_commit(h->db, cs, &err) < 0) {
+		xn_call_fail(c, err);
+		return;
+	}
+	xn_info("net: %s reconfigured: %s %s", dev, mode, stat ? cidr : "");
+	xn_call_return(c, NULL);
+}
+
 static void pif_scan(xn_call *c)
 {
 	xn_error *err = NULL;
@@ -305,5 +401,6 @@ const xn_api_method xn_pif_methods[] = {
 	{"PIF.plug", pif_plug},
 	{"PIF.unplug", pif_unplug},
 	{"PIF.forget", pif_forget},
+	{"PIF.reconfigure_ip", pif_reconfigure_ip},
 	{NULL, NULL},
 };

@@ -311,6 +311,10 @@ static void unplug_netdev_deleted(void *ud, json_t *ret, const xn_error *err)
 		xn_warn("vif: VM %s: %s", xn_db_str(o->hp.h->db, o->hp.vm, "uuid"), err->message);
 	xn_info("vif: VM %s: NIC %s unplugged", xn_db_str(o->hp.h->db, o->hp.vm, "uuid"),
 		o->hp.device);
+	/* its tap is going with QEMU's descriptor; so goes its rate limit */
+	XN_AUTOFREE char *tap = xn_net_tap_name(xn_db_str(o->hp.h->db, o->hp.vm, "uuid"),
+						o->hp.device);
+	xn_nl_rate_limit_drop(tap, NULL);
 	commit_attached(o, false);
 }
 

@@ -174,6 +174,20 @@ def test_a_bridged_nic_keeps_the_host_reachable_and_carries_guests():
         finally:
             c.close()
         D.xe("vm-shutdown", "uuid=" + vm, "--force")
+        # a new address for the PIF (on its bridge while plugged)
+        for bad in (["mode=static", "IP=10.203.0.300", "netmask=255.255.255.0"],
+                    ["mode=static", "IP=10.203.0.3", "netmask=255.0.255.0"],
+                    ["mode=dhcp"]):
+            r = D.xe("pif-reconfigure-ip", "uuid=" + pif, *bad, ok=False)
+            assert r.error_code() == "INVALID_VALUE", (bad, r.stderr)
+        assert out.addr in addrs(bridge)
+        D.xe("pif-reconfigure-ip", "uuid=" + pif, "mode=static", "IP=10.203.0.3",
+             "netmask=255.255.255.0")
+        assert "10.203.0.3/24" in addrs(bridge) and out.addr + "/" not in addrs(bridge), addrs(bridge)
+        assert D.xe("pif-param-get", "uuid=" + pif, "param-name=IP").strip() == "10.203.0.3"
+        assert out.host_reaches_peer()
+        D.xe("pif-reconfigure-ip", "uuid=" + pif, "mode=static", "IP=" + out.addr,
+             "netmask=255.255.255.0")
         D.xe("pif-unplug", "uuid=" + pif)
         assert out.addr in addrs(out.nic) and "master" not in links()[out.nic]
         assert out.host_reaches_peer()
