@@ -186,6 +186,12 @@ static void rebase_next(struct merge *m)
 		merged(m, NULL);
 		return;
 	}
+	if (!xn_db_get(h->db, g)) {
+		/* destroyed meanwhile: nothing to point at the base (whether
+		 * the merge may commit is same_children's to say) */
+		rebase_next(m);
+		return;
+	}
 	XN_AUTOFREE char *url = xn_vdi_path(h, g);
 	XN_AUTOFREE char *base = xn_backing_name(h, m->g->sr, m->base_loc);
 	char *argv[] = {"qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-b", base,
