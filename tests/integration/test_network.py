@@ -277,3 +277,40 @@ def test_vlans_and_bonds_check_everything_first():
     finally:
         a.cleanup()
         b.cleanup()
+
+
+def test_vifs_survive_daemon_restarts_and_suspend():
+    """A running guest keeps its NIC through a daemon restart (QEMU holds
+    the tap) and a kill -9 of the daemon; a suspended one gets it back on
+    resume; nothing is left once the VMs stop."""
+    net = D.xe("network-create", "name-label=persist").strip()
+    vms = []
+    for name, addr in (("p-a", "10.78.0.1"), ("p-b", "10.78.0.2")):
+        vm = D.install(name)
+        D.xe("vif-create", "vm-uuid=" + vm, "network-uuid=" + net, "device=0")
+        guest_up(vm, addr).close()
+        vms.append(vm)
+
+    def reaches():
+        with D.console(vms[0]) as c:
+            return c.run("ping -c 2 -W 5 10.78.0.2 >/dev/null && echo reached",
+                         timeout=60) == "reached"
+    assert reaches()
+    D.restart()
+    assert reaches(), "no traffic after a daemon restart"
+    D.kill9()
+    D.start()
+    assert reaches(), "no traffic after kill -9 of the daemon"
+    tap = "vif%s.0" % vms[1][:8]
+    D.xe("vm-suspend", "uuid=" + vms[1])
+    wait_for(lambda: tap not in links(), 10, what="the suspended VM's tap gone")
+    D.xe("vm-resume", "uuid=" + vms[1])
+    assert tap in links()
+    assert reaches(), "no traffic after suspend and resume"
+    for vm in vms:
+        D.xe("vm-shutdown", "uuid=" + vm, "--force")
+    wait_for(lambda: not any(("vif%s.0" % vm[:8]) in links() for vm in vms), 10,
+             what="the taps gone")
+    for vm in vms:
+        D.xe("vm-uninstall", "uuid=" + vm, "--force")
+    D.xe("network-destroy", "uuid=" + net)
