@@ -509,13 +509,47 @@ static void reattach_status(void *ud, json_t *ret, const xn_error *err)
 	xn_dom_qmp(d, "cont", NULL, reply_ignored, NULL);
 }
 
+/* After a re-attach: which NICs QEMU really has (a daemon that died in
+ * the middle of a hot-plug recorded one state, QEMU may be in the
+ * other); currently_attached follows QEMU. */
+static void reattach_nics(void *ud, json_t *ret, const xn_error *err)
+{
+	struct dom *d = ud;
+	if (err || d->gone)
+		return;
+	xn_host *h = d->h;
+	xn_changes *cs = xn_changes_new(h->db);
+	size_t i, k;
+	json_t *v, *p;
+	json_array_foreach(xn_db_field(h->db, d->ref, "VIFs"), i, v) {
+		const char *vif = json_string_value(v);
+		XN_AUTOFREE char *id = xn_asprintf("vif-%s", xn_db_str(h->db, vif, "device"));
+		bool there = false;
+		json_array_foreach(ret, k, p)
+			there |= xn_streq(json_string_value(json_object_get(p, "name")), id);
+		if (there != xn_db_bool(h->db, vif, "currently_attached")) {
+			xn_warn("vm %s: NIC %s is %s in QEMU: recorded so", d->uuid, id,
+				there ? "present" : "absent");
+			xn_changes_set(cs, vif, "currently_attached", json_boolean(there));
+		}
+	}
+	xn_error *e = NULL;
+	if (xn_db_commit(h->db, cs, &e) < 0) {
+		xn_warn("vm %s: %s", d->uuid, e->message);
+		xn_error_free(e);
+	}
+}
+
 static void reattach_disks_done(void *ud, xn_error *err)
 {
 	char *vm = ud;
 	xn_error_free(err);
 	struct dom *d = xn_dom_find(NULL, vm);
-	if (d && d->qmp && !d->gone)
+	if (d && d->qmp && !d->gone) {
+		xn_dom_qmp(d, "qom-list", json_pack("{s:s}", "path", "/machine/peripheral"),
+			   reattach_nics, d);
 		xn_dom_qmp(d, "query-status", NULL, reattach_status, d);
+	}
 	free(vm);
 }
 

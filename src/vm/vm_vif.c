@@ -213,6 +213,7 @@ static void plug_device_added(void *ud, json_t *ret, const xn_error *err)
 	}
 	xn_info("vif: VM %s: NIC %s hot-plugged on %s", xn_db_str(o->hp.h->db, o->hp.vm, "uuid"),
 		o->hp.device, o->hp.port);
+	xn_fault_point("vif-plugged-before-commit");
 	commit_attached(o, true);
 }
 

@@ -314,3 +314,34 @@ def test_vifs_survive_daemon_restarts_and_suspend():
     for vm in vms:
         D.xe("vm-uninstall", "uuid=" + vm, "--force")
     D.xe("network-destroy", "uuid=" + net)
+
+
+def test_daemon_killed_in_the_middle_of_a_vif_plug():
+    """QEMU has the new NIC but the daemon dies before recording it: the
+    restarted daemon records what QEMU has, and unplug works."""
+    net = D.xe("network-create", "name-label=plugkill").strip()
+    vm = D.install("p-kill")
+    D.xe("vif-create", "vm-uuid=" + vm, "network-uuid=" + net, "device=0")
+    vif = D.xe("vif-create", "vm-uuid=" + vm, "network-uuid=" + net, "device=1").strip()
+    c = guest_up(vm, "10.79.0.1")
+    c.close()
+    D.xe("vif-unplug", "uuid=" + vif)
+    D.stop()
+    D.env["XENIA_FAULT"] = "vif-plugged-before-commit"
+    try:
+        D.start()
+        D.xe_run("vif-plug", "uuid=" + vif)
+        D.proc.wait(30)
+    finally:
+        del D.env["XENIA_FAULT"]
+    assert D.proc.returncode == -9, D.log_tail()
+    D.start()
+    wait_for(lambda: D.xe("vif-param-get", "uuid=" + vif,
+                          "param-name=currently-attached").strip() == "true",
+             10, what="the plugged NIC recorded after the restart")
+    D.xe("vif-unplug", "uuid=" + vif)
+    with D.console(vm) as c:
+        assert c.run("ls /sys/class/net/eth1 >/dev/null 2>&1 || echo gone") == "gone"
+    D.xe("vm-shutdown", "uuid=" + vm, "--force")
+    D.xe("vm-uninstall", "uuid=" + vm, "--force")
+    D.xe("network-destroy", "uuid=" + net)
