@@ -189,7 +189,7 @@ void xe_rec_free(xe_rec *r)
 xe_row *xe_rec_row(xe_rec *r, const char *key)
 {
 	for (size_t i = 0; i < r->nrows; i++)
-		if (strcasecmp(r->rows[i].key, key) == 0)
+		if (xn_cli_name_eq(r->rows[i].key, key))
 			return &r->rows[i];
 	return NULL;
 }

@@ -474,10 +474,23 @@ const xn_field *xn_class_field(const xn_class *c, const char *name)
 	return NULL;
 }
 
+/* CLI names compare without case and with '_' and '-' alike (xapi's xe
+ * itself spells a few fields with underscores, e.g. qos_algorithm_type). */
+bool xn_cli_name_eq(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++) {
+		char x = *a == '_' ? '-' : (char)tolower((unsigned char)*a);
+		char y = *b == '_' ? '-' : (char)tolower((unsigned char)*b);
+		if (x != y)
+			return false;
+	}
+	return *a == *b;
+}
+
 const xn_field *xn_class_field_cli(const xn_class *c, const char *cli_name)
 {
 	for (size_t i = 0; i < c->nfields; i++)
-		if (strcasecmp(c->fields[i].cli_name, cli_name) == 0)
+		if (xn_cli_name_eq(c->fields[i].cli_name, cli_name))
 			return &c->fields[i];
 	return NULL;
 }

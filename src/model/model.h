@@ -133,6 +133,8 @@ const xn_class *xn_model_class(const char *name);
 const xn_class *xn_model_class_ci(const char *name);
 const xn_field *xn_class_field(const xn_class *c, const char *name);
 const xn_field *xn_class_field_cli(const xn_class *c, const char *cli_name);
+/* Whether two CLI names are the same: no case, '_' and '-' alike. */
+bool xn_cli_name_eq(const char *a, const char *b);
 const xn_message *xn_class_message(const xn_class *c, const char *name);
 const xn_enum *xn_model_enum(const char *name);
 bool xn_enum_has(const xn_enum *e, const char *value);

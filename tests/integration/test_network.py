@@ -104,6 +104,13 @@ def test_bad_vifs_are_refused():
         r = D.xe("vif-create", "vm-uuid=" + vm, "network-uuid=" + net, *args, ok=False)
         assert r.error_code() == code, (args, r.stderr)
     assert D.xe("vif-list", "vm-uuid=" + vm, "--minimal").strip() == first
+    # xapi's xe spells the qos fields with underscores; both spellings work
+    D.xe("vif-param-set", "uuid=" + first, "qos_algorithm_type=ratelimit",
+         "qos_algorithm_params:kbps=1000")
+    assert D.xe("vif-param-get", "uuid=" + first, "param-name=qos-algorithm-params",
+                "param-key=kbps").strip() == "1000"
+    r = D.xe("vif-param-set", "uuid=" + first, "qos_algorithm_params:kbps=fast", ok=False)
+    assert r.error_code() == "INVALID_VALUE", r.stderr
     D.xe("vm-uninstall", "uuid=" + vm, "--force")
     D.xe("network-destroy", "uuid=" + net)
 
