@@ -128,6 +128,10 @@ static void qos_set(xn_call *c)
 {
 	const char *verb = strchr(c->method, '.') + 1;
 	json_t *v = xn_call_arg(c, 1);
+	if (c->role < XN_ROLE_VM_ADMIN) { /* the accessor refuses it, as for any field */
+		xn_accessor_call(c, xn_model_class("VIF"), verb);
+		return;
+	}
 	if (strcmp(verb, "add_to_qos_algorithm_params") == 0 &&
 	    !kbps_ok(c, json_string_value(v), xn_call_arg(c, 2)))
 		return;
