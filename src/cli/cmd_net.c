@@ -14,6 +14,13 @@ int xe_cmd_network_create(xe_ctx *ctx, xn_error **err)
 	json_t *args = json_pack("{s:s,s:s,s:{},s:s}", "name_label", xe_arg(a, "name-label"),
 				 "name_description", xe_arg(a, "name-description") ?: "",
 				 "other_config", "bridge", xe_arg(a, "bridge") ?: "");
+	/* other-config:key=value (a NAT network's ip_begin, ip_end, netmask,
+	 * xenia-nat=true) */
+	json_t *oc = json_object_get(args, "other_config");
+	for (size_t i = 0; i < a->nparams; i++)
+		if (xn_str_has_prefix(a->params[i].key, "other-config:"))
+			json_object_set_new(oc, a->params[i].key + strlen("other-config:"),
+					    json_string(a->params[i].value));
 	const char *mtu = xe_arg(a, "MTU");
 	if (mtu) {
 		char *end = NULL;

@@ -85,7 +85,8 @@ static const xe_cmd handwritten[] = {
 	 "Set a PIF's IPv4 address: mode=static IP= netmask= [gateway=], or mode=none.", NULL},
 	{"pif-forget", xe_cmd_pif_forget, "uuid", "", XE_CMD_STANDARD,
 	 "Forget an unplugged PIF's record (pif-scan finds the interface again).", NULL},
-	{"network-create", xe_cmd_network_create, "name-label", "name-description MTU bridge",
+	{"network-create", xe_cmd_network_create, "name-label",
+	 "name-description MTU bridge other-config:",
 	 XE_CMD_STANDARD,
 	 "Create a network (a bridge; a private one until a PIF joins it); prints its uuid.",
 	 NULL},
@@ -256,9 +257,20 @@ const xe_cmd *xe_cmd_find(const char *name)
 	return NULL;
 }
 
+/* A word ending in ':' ("other-config:") takes every key under it. */
+static bool has_prefix_word(const char *words, const char *key)
+{
+	const char *colon = strchr(key, ':');
+	if (!colon)
+		return false;
+	XN_AUTOFREE char *prefix = xn_strndup(key, (size_t)(colon - key) + 1);
+	return xe_words_has(words, prefix);
+}
+
 bool xe_cmd_has_param(const xe_cmd *cmd, const char *key)
 {
-	return xe_words_has(cmd->reqd, key) || xe_words_has(cmd->optn, key);
+	return xe_words_has(cmd->reqd, key) || xe_words_has(cmd->optn, key) ||
+	       has_prefix_word(cmd->optn, key);
 }
 
 int xe_cmd_check_params(const xe_cmd *cmd, const xe_args *a, xn_error **err)

@@ -352,3 +352,21 @@ def test_daemon_killed_in_the_middle_of_a_vif_plug():
     D.xe("vm-shutdown", "uuid=" + vm, "--force")
     D.xe("vm-uninstall", "uuid=" + vm, "--force")
     D.xe("network-destroy", "uuid=" + net)
+
+
+def test_nat_network_from_xe():
+    net = D.xe("network-create", "name-label=lab", "other-config:xenia-nat=true",
+               "other-config:ip_begin=10.51.0.10", "other-config:ip_end=10.51.0.200",
+               "other-config:netmask=255.255.255.0").strip()
+    try:
+        assert D.xe("network-param-get", "uuid=" + net, "param-name=other-config",
+                    "param-key=ip_end").strip() == "10.51.0.200"
+        bridge = D.xe("network-param-get", "uuid=" + net, "param-name=bridge").strip()
+        wait_for(lambda: "10.51.0.1/24" in addrs(bridge), 10, what="the gateway address")
+        r = D.xe("network-create", "name-label=bad", "other-config:xenia-nat=true",
+                 "other-config:ip_begin=10.52.0.10", "other-config:ip_end=10.53.0.9",
+                 "other-config:netmask=255.255.255.0", ok=False)
+        assert r.error_code() == "INVALID_VALUE", r.stderr
+    finally:
+        D.xe("network-destroy", "uuid=" + net)
+    assert bridge not in links()
