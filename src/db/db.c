@@ -131,6 +131,17 @@ const char *xn_db_str(xn_db *db, const char *ref, const char *field)
 	return s ? s : "";
 }
 
+const char *xn_db_member_where(xn_db *db, const char *ref, const char *set, const char *field,
+			       const char *value)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(xn_db_field(db, ref, set), i, v)
+		if (xn_streq(xn_db_str(db, json_string_value(v), field), value))
+			return json_string_value(v);
+	return NULL;
+}
+
 json_int_t xn_db_int(xn_db *db, const char *ref, const char *field)
 {
 	return json_integer_value(xn_db_field(db, ref, field));

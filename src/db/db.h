@@ -67,6 +67,10 @@ const char *xn_db_ref_by_uuid(xn_db *db, const xn_class *c, const char *uuid);
 json_t *xn_db_field(xn_db *db, const char *ref, const char *field);
 const char *xn_db_str(xn_db *db, const char *ref, const char *field); /* "" if absent */
 json_int_t xn_db_int(xn_db *db, const char *ref, const char *field);
+/* The first object in ref's set field `set` (e.g. a VM's "VBDs") whose
+ * string field `field` is value (borrowed ref), or NULL. */
+const char *xn_db_member_where(xn_db *db, const char *ref, const char *set, const char *field,
+			       const char *value);
 bool xn_db_bool(xn_db *db, const char *ref, const char *field);
 uint64_t xn_db_generation(xn_db *db);
 /* The record of ref as compact JSON text, kept until the object next

@@ -11,6 +11,7 @@
 #include "net/netlink.h"
 #include "util/log.h"
 #include "util/uuid.h"
+#include "vm/vm.h"
 
 #define XN_NET_MAX_VIFS 16  /* devices 0..15 per VM */
 
@@ -219,19 +220,10 @@ static void vif_create(xn_call *c)
 		xn_call_fail_code(c, "HANDLE_INVALID", "network", net ? net : "", NULL);
 		return;
 	}
-	char *end = NULL;
-	long n = dev ? strtol(dev, &end, 10) : -1;
-	if (!dev || !*dev || *end || n < 0 || n >= XN_NET_MAX_VIFS) {
-		xn_call_fail_code(c, "INVALID_VALUE", "device", dev ? dev : "", NULL);
+	xn_error *err = NULL;
+	if (xn_vm_device_free(h, vm, "VIFs", "device", dev, XN_NET_MAX_VIFS - 1, "device", &err) < 0) {
+		xn_call_fail(c, err);
 		return;
-	}
-	size_t i;
-	json_t *v;
-	json_array_foreach(xn_db_field(h->db, vm, "VIFs"), i, v) {
-		if (xn_streq(xn_db_str(h->db, json_string_value(v), "device"), dev)) {
-			xn_call_fail_code(c, "DEVICE_ALREADY_EXISTS", dev, NULL);
-			return;
-		}
 	}
 	const char *given = json_string_value(json_object_get(args, "MAC"));
 	if (given && given[0]) {
@@ -301,11 +293,8 @@ int xn_net_init(xn_host *h, xn_error **err)
 		xn_warn("net: ingress rate limits of gone taps not removed: %s", e->message);
 	else if (n > 0)
 		xn_info("net: removed the ingress rate limits of %d gone taps", n);
-	const char *k;
-	json_t *v;
-	json_object_foreach(xn_db_all(h->db, xn_model_class("PIF")), k, v)
-		if (xn_streq(json_string_value(json_object_get(v, "host")), h->host_ref))
-			return 0;
+	if (json_array_size(xn_db_field(h->db, h->host_ref, "PIFs")) > 0)
+		return 0;
 	return xn_pif_scan(h, err);
 }
 

@@ -32,13 +32,7 @@ static bool looks_physical(json_t *link)
 
 static const char *pif_of_device(xn_host *h, const char *device)
 {
-	const char *k;
-	json_t *v;
-	json_object_foreach(xn_db_all(h->db, xn_model_class("PIF")), k, v)
-		if (xn_streq(json_string_value(json_object_get(v, "device")), device) &&
-		    xn_streq(json_string_value(json_object_get(v, "host")), h->host_ref))
-			return k;
-	return NULL;
+	return xn_db_member_where(h->db, h->host_ref, "PIFs", "device", device);
 }
 
 static bool bridge_taken(json_t *nets, const char *name, const char *device)

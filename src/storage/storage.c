@@ -29,14 +29,8 @@ const xn_sr_ops *xn_sr_ops_of(xn_host *h, const char *sr_ref)
 /* The device_config of this host's PBD for sr_ref (borrowed), or NULL. */
 static json_t *pbd_config(xn_host *h, const char *sr_ref)
 {
-	size_t i;
-	json_t *pbd;
-	json_array_foreach(xn_db_field(h->db, sr_ref, "PBDs"), i, pbd) {
-		const char *k = json_string_value(pbd);
-		if (xn_streq(xn_db_str(h->db, k, "host"), h->host_ref))
-			return xn_db_field(h->db, k, "device_config");
-	}
-	return NULL;
+	const char *pbd = xn_db_member_where(h->db, sr_ref, "PBDs", "host", h->host_ref);
+	return pbd ? xn_db_field(h->db, pbd, "device_config") : NULL;
 }
 
 xn_sr_conf *xn_sr_conf_new(xn_host *h, const char *type, const char *uuid,

@@ -223,12 +223,7 @@ const char *xn_vdi_parent(xn_host *h, const char *vdi_ref)
 
 const char *xn_vdi_by_location(xn_host *h, const char *sr_ref, const char *location)
 {
-	size_t i;
-	json_t *v;
-	json_array_foreach(xn_db_field(h->db, sr_ref, "VDIs"), i, v)
-		if (xn_streq(xn_db_str(h->db, json_string_value(v), "location"), location))
-			return json_string_value(v);
-	return NULL;
+	return xn_db_member_where(h->db, sr_ref, "VDIs", "location", location);
 }
 
 size_t xn_vdi_children(xn_host *h, const char *vdi_ref, const char **only)

@@ -22,6 +22,13 @@ const char *xn_vm_op_states(const char *op);
  * (VM_BAD_POWER_STATE, VM_IS_TEMPLATE, OTHER_OPERATION_IN_PROGRESS,
  * OPERATION_BLOCKED) and return -1. */
 int xn_vm_check_op(const char *ref, json_t *vm, const char *op, xn_error **err);
+/* The highest VBD userdevice (each disk takes a PCIe root port). */
+#define XN_VM_MAX_USERDEVICE 15
+/* Whether dev can number a new device of vm: a decimal from 0 to max
+ * that no object of the VM's set (VBDs by userdevice, VIFs by device)
+ * has. INVALID_VALUE [field, dev] or DEVICE_ALREADY_EXISTS [dev]. */
+int xn_vm_device_free(xn_host *h, const char *vm, const char *set, const char *key,
+		      const char *dev, long max, const char *field, xn_error **err);
 /* The allowed_operations set for a VM record (new reference). */
 json_t *xn_vm_allowed_ops(json_t *vm);
 

@@ -231,19 +231,11 @@ static void vbd_create(xn_call *c)
 		xn_call_fail_code(c, "HANDLE_INVALID", "VDI", vdi, NULL);
 		return;
 	}
-	char *end = NULL;
-	long n = dev ? strtol(dev, &end, 10) : -1;
-	if (!dev || !*dev || *end || n < 0 || n > 15) {
-		xn_call_fail_code(c, "INVALID_VALUE", "userdevice", dev ? dev : "", NULL);
+	xn_error *err = NULL;
+	if (xn_vm_device_free(h, vm, "VBDs", "userdevice", dev, XN_VM_MAX_USERDEVICE, "userdevice",
+			      &err) < 0) {
+		xn_call_fail(c, err);
 		return;
-	}
-	size_t i;
-	json_t *v;
-	json_array_foreach(xn_db_field(h->db, vm, "VBDs"), i, v) {
-		if (xn_streq(xn_db_str(h->db, json_string_value(v), "userdevice"), dev)) {
-			xn_call_fail_code(c, "DEVICE_ALREADY_EXISTS", dev, NULL);
-			return;
-		}
 	}
 	xn_accessor_call(c, xn_model_class("VBD"), "create");
 }

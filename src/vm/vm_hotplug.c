@@ -218,14 +218,8 @@ void xn_hotplug_device_deleted(const xn_hotplug_kind *k, struct dom *d, const ch
 		/* Not waited for (a daemon restart came in between): find the
 		 * device and detach it all the same. */
 		xn_host *h = d->h;
-		const char *ref = NULL;
-		size_t i;
-		json_t *v;
-		json_array_foreach(xn_db_field(h->db, d->ref, k->vm_field), i, v) {
-			const char *r = json_string_value(v);
-			if (xn_streq(xn_db_str(h->db, r, k->device_field), device))
-				ref = r;
-		}
+		const char *ref = xn_db_member_where(h->db, d->ref, k->vm_field, k->device_field,
+						     device);
 		if (!ref)
 			return;
 		o = xn_hotplug_op_new(k, h, NULL, "unplug", ref);

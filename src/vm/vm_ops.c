@@ -116,3 +116,15 @@ json_t *xn_vm_allowed_ops(json_t *vm)
 	}
 	return set;
 }
+
+int xn_vm_device_free(xn_host *h, const char *vm, const char *set, const char *key,
+		      const char *dev, long max, const char *field, xn_error **err)
+{
+	char *end = NULL;
+	long n = dev && dev[0] != '-' && dev[0] != '+' ? strtol(dev, &end, 10) : -1;
+	if (!dev || !*dev || *end || n < 0 || n > max)
+		return xn_fail(err, "INVALID_VALUE", field, dev ? dev : "", NULL);
+	if (xn_db_member_where(h->db, vm, set, key, dev))
+		return xn_fail(err, "DEVICE_ALREADY_EXISTS", dev, NULL);
+	return 0;
+}

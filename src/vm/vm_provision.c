@@ -63,16 +63,6 @@ static char *attr(xmlNode *node, const char *name)
 	return s;
 }
 
-static bool device_taken(xn_host *h, const char *vm, const char *device)
-{
-	size_t i;
-	json_t *v;
-	json_array_foreach(xn_db_field(h->db, vm, "VBDs"), i, v)
-		if (xn_streq(xn_db_str(h->db, json_string_value(v), "userdevice"), device))
-			return true;
-	return false;
-}
-
 /* One <disk>: checked and resolved into d. */
 static int parse_disk(struct provision *p, xmlNode *node, struct disk_spec *d, xn_error **err)
 {
@@ -88,12 +78,9 @@ static int parse_disk(struct provision *p, xmlNode *node, struct disk_spec *d, x
 	if (!size[0] || *end || errno || bytes <= 0 || bytes > (long long)64 << 40)
 		return xn_fail(err, "INVALID_VALUE", "other_config:disks size", size, NULL);
 	d->size = (bytes + 511) / 512 * 512;
-	char *dend = NULL;
-	long dev = strtol(d->device, &dend, 10);
-	if (!d->device[0] || *dend || dev < 0 || dev > 255)
-		return xn_fail(err, "INVALID_VALUE", "other_config:disks device", d->device, NULL);
-	if (device_taken(h, p->vm, d->device))
-		return xn_fail(err, "DEVICE_ALREADY_EXISTS", d->device, NULL);
+	if (xn_vm_device_free(h, p->vm, "VBDs", "userdevice", d->device, XN_VM_MAX_USERDEVICE,
+			      "other_config:disks device", err) < 0)
+		return -1;
 	for (size_t i = 0; i < p->n && &p->disks[i] != d; i++)
 		if (xn_streq(p->disks[i].device, d->device))
 			return xn_fail(err, "DEVICE_ALREADY_EXISTS", d->device, NULL);

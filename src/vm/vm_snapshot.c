@@ -471,17 +471,6 @@ static void revert_resumed(void *ud, xn_error *err)
 	revert_end(ud, err);
 }
 
-/* The VM's VBD at userdevice (borrowed), or NULL. */
-static const char *vbd_at(xn_host *h, const char *vm, const char *userdevice)
-{
-	size_t i;
-	json_t *b;
-	json_array_foreach(xn_db_field(h->db, vm, "VBDs"), i, b)
-		if (xn_streq(xn_db_str(h->db, json_string_value(b), "userdevice"), userdevice))
-			return json_string_value(b);
-	return NULL;
-}
-
 static const char *config_fields[] = {
 	"memory_static_max", "memory_static_min", "memory_dynamic_max", "memory_dynamic_min",
 	"VCPUs_max", "VCPUs_at_startup", "VCPUs_params", "platform", "HVM_boot_policy",
@@ -497,7 +486,7 @@ static void revert_commit(struct revert *r)
 	json_t *gone = json_array();   /* [[sr, location], ...] removed after the commit */
 	for (size_t i = 0; i < r->n; i++) {
 		const char *ud = json_string_value(json_array_get(json_array_get(r->disks, i), 0));
-		const char *vbd = vbd_at(h, r->vm, ud);
+		const char *vbd = xn_db_member_where(h->db, r->vm, "VBDs", "userdevice", ud);
 		const char *old = vbd ? xn_db_str(h->db, vbd, "VDI") : NULL;
 		json_t *fields = json_object();
 		if (old && xn_db_get(h->db, old)) {
@@ -511,7 +500,9 @@ static void revert_commit(struct revert *r)
 		if (vbd) {
 			xn_changes_set(cs, vbd, "VDI", json_string(nv));
 		} else {
-			json_t *sv = json_deep_copy(xn_db_get(h->db, vbd_at(h, r->snap, ud)));
+			const char *snap_vbd =
+				xn_db_member_where(h->db, r->snap, "VBDs", "userdevice", ud);
+			json_t *sv = json_deep_copy(xn_db_get(h->db, snap_vbd));
 			json_object_del(sv, "uuid");
 			json_object_set_new(sv, "VM", json_string(r->vm));
 			json_object_set_new(sv, "VDI", json_string(nv));

@@ -21,11 +21,7 @@ def teardown_module():
     D.cleanup()
 
 
-def links():
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
-                         check=True).stdout
-    return {m.group(1): line for line in out.splitlines()
-            for m in [re.match(r"\d+: ([^:@]+)", line)] if m}
+links = xenia.host_links
 
 
 def guest_up(vm, addr):

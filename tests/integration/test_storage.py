@@ -292,6 +292,8 @@ def test_templates_provision_their_own_disks():
                        "INVALID_VALUE"),
                       ('<provision><disk device="0" size="1024" sr=""/></provision>',
                        "DEVICE_ALREADY_EXISTS"),
+                      ('<provision><disk device="16" size="1024" sr=""/></provision>',
+                       "INVALID_VALUE"),
                       ("<provision><disk", "INVALID_VALUE")):
         other = D.xe("vm-install", "template=" + vm, "new-name-label=bad").strip()
         D.xe("vm-param-set", "uuid=" + other, "other-config:disks=" + bad)

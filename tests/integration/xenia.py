@@ -504,6 +504,14 @@ def param_list(text):
     return out
 
 
+def host_links():
+    """{name: `ip -o link` line} of the host's network interfaces."""
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
+                         check=True, timeout=30).stdout
+    return {m.group(1): line for line in out.splitlines()
+            for m in [re.match(r"\d+: ([^:@]+)", line)] if m}
+
+
 def live_daemons():
     return list(_live)
 
