@@ -3,7 +3,7 @@
 # README (both install the Debian packages they need first).
 
 CC       ?= cc
-PKGS     := libuv jansson sqlite3 libcurl openssl libxml-2.0 libnfs libnbd libnl-3.0 libnl-route-3.0
+PKGS     := libuv jansson sqlite3 libcurl openssl libxml-2.0 libnfs libnbd libnl-3.0 libnl-route-3.0 libbpf
 CFLAGS   ?= -O2 -g
 XCFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc \
             -D_GNU_SOURCE -fno-strict-aliasing \
@@ -48,7 +48,7 @@ $(B)/xe: $(call OBJ,$(B),$(CLI_SRC)) $(B)/libxenia.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
 # Unit tests: one binary per tests/unit/test_*.c, under ASan and UBSan.
-$(B)/asan/tests/%: tests/unit/%.c $(B)/asan/libxenia.a tests/unit/check.h tests/unit/uvwait.h
+$(B)/asan/tests/%: tests/unit/%.c $(B)/asan/libxenia.a tests/unit/check.h tests/unit/check_err.h tests/unit/uvwait.h
 	@mkdir -p $(dir $@)
 	$(CC) $(XCFLAGS) -O1 -g $(SAN) -Itests/unit -o $@ $< $(B)/asan/libxenia.a $(LIBS)
 

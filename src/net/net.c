@@ -293,9 +293,10 @@ int xn_net_init(xn_host *h, xn_error **err)
 		xn_warn("net: ingress rate limits of gone taps not removed: %s", e->message);
 	else if (n > 0)
 		xn_info("net: removed the ingress rate limits of %d gone taps", n);
-	if (json_array_size(xn_db_field(h->db, h->host_ref, "PIFs")) > 0)
-		return 0;
-	return xn_pif_scan(h, err);
+	if (json_array_size(xn_db_field(h->db, h->host_ref, "PIFs")) == 0 &&
+	    xn_pif_scan(h, err) < 0)
+		return -1;
+	return xn_vlan_bond_init(h, err);
 }
 
 /* ---- taps for a VM's start ------------------------------------------------------ */

@@ -22,6 +22,14 @@ int xn_net_init(xn_host *h, xn_error **err);
  * interface that has none. */
 int xn_pif_scan(xn_host *h, xn_error **err);
 
+/* At daemon start, after xn_net_init: VLAN ports a host reboot removed
+ * are made again, bonds are steered by their members' links, and the
+ * link watch keeps them steered (vlan_bond.c). */
+int xn_vlan_bond_init(xn_host *h, xn_error **err);
+/* Call fn after each burst of changes to the host's links (linkwatch.c). */
+typedef void (*xn_linkwatch_fn)(xn_host *h);
+int xn_linkwatch_start(xn_host *h, xn_linkwatch_fn fn, xn_error **err);
+
 /* A random locally administered unicast MAC no VIF has (caller frees). */
 char *xn_net_new_mac(xn_host *h);
 /* Copies of the VIFs of VM from for VM to, added to cs: with the same

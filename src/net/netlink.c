@@ -33,6 +33,7 @@
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <netlink/route/link/veth.h>
 #include <netlink/route/link/vlan.h>
 #include <netlink/route/route.h>
 
@@ -385,40 +386,53 @@ int xn_nl_bridge_add(const char *name, xn_error **err)
 	return 0;
 }
 
-int xn_nl_vlan_add(const char *name, const char *parent, int vid, xn_error **err)
+int xn_nl_veth_add(const char *name, const char *peer, xn_error **err)
 {
-	const char *what = "vlan add";
-	if (!check_name(what, name, err))
+	const char *what = "veth add";
+	if (!check_name(what, name, err) || !check_name(what, peer, err))
 		return -1;
-	if (vid < 1 || vid > 4094)
-		return xn_nl_fail(err, what, name, "invalid VLAN id %d (1-4094)", vid);
-	if (!valid_name(parent))
-		return xn_nl_fail(err, what, name, "invalid parent name '%s'", parent ? parent : "");
 	AUTO_SOCK *sk = sock_open(what, name, err);
-	if (!sk)
+	AUTO_LINK *l = NULL, *p = NULL;
+	if (!sk || xn_nl_link_find(sk, what, name, &l, err) < 0 ||
+	    xn_nl_link_find(sk, what, peer, &p, err) < 0)
 		return -1;
-	int rc;
-	AUTO_LINK *p = link_get(sk, parent, &rc), *l = NULL;
-	if (!p)
-		return rc < 0 ? xn_nl_fail_nl(err, what, name, rc)
-			      : xn_nl_fail(err, what, name, "no parent '%s'", parent);
-	int pindex = rtnl_link_get_ifindex(p);
-	if (xn_nl_link_find(sk, what, name, &l, err) < 0)
-		return -1;
-	if (l) {
-		if (!rtnl_link_is_vlan(l) || rtnl_link_vlan_get_id(l) != vid ||
-		    rtnl_link_get_link(l) != pindex)
-			return xn_nl_fail(err, what, name, "exists and is not VLAN %d on '%s'", vid,
-					  parent);
-		return link_set_up(sk, l, true, what, name, err);
+	if (l || p) {
+		/* both there and each other's peers, or an error */
+		if (!l || !p || !xn_streq(link_kind(l), "veth") ||
+		    rtnl_link_get_link(l) != rtnl_link_get_ifindex(p))
+			return xn_nl_fail(err, what, name, "exists and is not a veth pair with '%s'",
+					  peer);
+	} else {
+		int rc = rtnl_link_veth_add(sk, name, peer, getpid()); /* the peer in our namespace */
+		if (rc < 0)
+			return fail_add(err, what, name, "veth", rc);
+		if (xn_nl_link_find(sk, what, name, &l, err) < 0 ||
+		    xn_nl_link_find(sk, what, peer, &p, err) < 0)
+			return -1;
+		if (!l || !p)
+			return xn_nl_fail(err, what, name, "gone as soon as made");
 	}
-	AUTO_LINK *v = must_ptr(rtnl_link_vlan_alloc());
-	rtnl_link_set_name(v, name);
-	rtnl_link_set_link(v, pindex);
-	rtnl_link_set_flags(v, IFF_UP);
-	must(rtnl_link_vlan_set_id(v, vid));
-	rc = rtnl_link_add(sk, v, NLM_F_CREATE | NLM_F_EXCL);
-	return rc < 0 ? fail_add(err, what, name, "vlan", rc) : 0;
+	return link_set_up(sk, l, true, what, name, err) < 0 ||
+			       link_set_up(sk, p, true, what, peer, err) < 0
+		       ? -1
+		       : 0;
+}
+
+int xn_nl_link_set_promisc(const char *name, bool on, xn_error **err)
+{
+	const char *what = on ? "set promisc" : "clear promisc";
+	AUTO_SOCK *sk = NULL;
+	AUTO_LINK *l = NULL;
+	if (open_link(what, name, &sk, &l, err) < 0)
+		return -1;
+	if (((rtnl_link_get_flags(l) & IFF_PROMISC) != 0) == on)
+		return 0;
+	AUTO_LINK *change = must_ptr(rtnl_link_alloc());
+	if (on)
+		rtnl_link_set_flags(change, IFF_PROMISC);
+	else
+		rtnl_link_unset_flags(change, IFF_PROMISC);
+	return link_change(sk, l, change, what, name, err);
 }
 
 static int bond_mode_parse(struct nl_msg *msg, void *arg)

@@ -36,11 +36,13 @@ int xn_nl_link_del(const char *name, xn_error **err);
 
 /* A bridge, up, with forward delay 0 and STP off (as xapi's bridges). */
 int xn_nl_bridge_add(const char *name, xn_error **err);
-/* A VLAN device name on parent with tag vid (1-4094), up. */
-int xn_nl_vlan_add(const char *name, const char *parent, int vid, xn_error **err);
-/* A bond device in mode "active-backup", "balance-tlb" (xapi's
- * balance-slb has no kernel bond mode: its nearest is balance-tlb) or
- * "802.3ad" (lacp), miimon 100, up. */
+/* A veth pair name <-> peer, both up (made, or found as such). */
+int xn_nl_veth_add(const char *name, const char *peer, xn_error **err);
+/* Receive every frame on name (a NIC that carries guests' MACs). */
+int xn_nl_link_set_promisc(const char *name, bool on, xn_error **err);
+/* A kernel bond device in mode "active-backup", "balance-tlb" or
+ * "802.3ad", miimon 100, up. Bonds use it only for lacp (802.3ad): the
+ * other modes are eBPF ports (bpf_port.h), which need no bonding driver. */
 int xn_nl_bond_add(const char *name, const char *mode, xn_error **err);
 
 /* ---- taps ------------------------------------------------------------- */

@@ -35,6 +35,18 @@ static const char *pif_of_device(xn_host *h, const char *device)
 	return xn_db_member_where(h->db, h->host_ref, "PIFs", "device", device);
 }
 
+/* Whether device is the wire end of a VLAN's or bond's port (bpf_port.h):
+ * "<port>w" where port is a PIF that is not physical. */
+static bool is_wire_end(xn_host *h, const char *device)
+{
+	size_t n = strlen(device);
+	if (n < 2 || device[n - 1] != 'w')
+		return false;
+	XN_AUTOFREE char *port = xn_strndup(device, n - 1);
+	const char *pif = pif_of_device(h, port);
+	return pif && !xn_db_bool(h->db, pif, "physical");
+}
+
 static bool bridge_taken(json_t *nets, const char *name, const char *device)
 {
 	bool used = xn_nl_link_exists(name) && !xn_streq(device, name);
@@ -124,7 +136,7 @@ int xn_pif_scan(xn_host *h, xn_error **err)
 	json_t *l;
 	json_array_foreach(links, i, l) {
 		const char *dev = json_string_value(json_object_get(l, "name"));
-		if (!looks_physical(l) || pif_of_device(h, dev))
+		if (!looks_physical(l) || pif_of_device(h, dev) || is_wire_end(h, dev))
 			continue;
 		XN_AUTOFREE char *bridge = bridge_for(h, dev);
 		XN_AUTOFREE char *label = xn_asprintf("Pool-wide network associated with %s", dev);
