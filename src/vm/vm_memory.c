@@ -85,10 +85,14 @@ static json_t *balloon_args(json_int_t target)
 	return json_pack("{s:I}", "value", (json_int_t)target);
 }
 
-void xn_dom_memory_start(struct dom *d)
+void xn_dom_memory_start(struct dom *d, bool reattached)
 {
 	xn_host *h = d->h;
 	json_int_t target = xn_db_int(h->db, d->ref, "memory_dynamic_max");
+	json_int_t recorded = xn_db_int(h->db, d->ref, "memory_target");
+	if (reattached && recorded >= xn_db_int(h->db, d->ref, "memory_dynamic_min") &&
+	    recorded <= target)
+		target = recorded; /* set_memory_target_live's, kept */
 	xn_dom_qmp(d, "qom-set",
 		   json_pack("{s:s,s:s,s:i}", "path", "/machine/peripheral/balloon0", "property",
 			     "guest-stats-polling-interval", "value", STATS_INTERVAL_S),

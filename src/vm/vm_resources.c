@@ -191,7 +191,7 @@ int xn_dom_resources_start(struct dom *d, xn_error **err)
 {
 	if (dom_apply(d, NULL, err) < 0)
 		return -1;
-	xn_dom_memory_start(d);
+	xn_dom_memory_start(d, false);
 	return 0;
 }
 
@@ -200,7 +200,7 @@ void xn_dom_resources_reattach(struct dom *d)
 	XN_AUTOERR xn_error *err = NULL;
 	if (dom_apply(d, NULL, &err) < 0)
 		xn_warn("vm %s: cannot apply VCPUs_params again: %s", d->uuid, err->message);
-	xn_dom_memory_start(d);
+	xn_dom_memory_start(d, true);
 }
 
 /* Removing a group whose last process is still exiting fails (EBUSY):

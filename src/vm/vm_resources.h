@@ -52,11 +52,12 @@ void xn_dom_resources_release(struct dom *d);
 
 /* ---- memory (vm_memory.c) ---- */
 
-/* Ask the balloon of d for the VM's target (memory_dynamic_max), let
- * QEMU poll the guest's memory statistics, record memory_target. The
- * QMP commands are queued (before a start's `cont`); failures are
- * logged. */
-void xn_dom_memory_start(struct dom *d);
+/* Ask the balloon of d for the VM's target, let QEMU poll the guest's
+ * memory statistics, record memory_target. The target is
+ * memory_dynamic_max, or for a re-attached QEMU the recorded
+ * memory_target if it is still within the dynamic range. The QMP
+ * commands are queued (before a start's `cont`); failures are logged. */
+void xn_dom_memory_start(struct dom *d, bool reattached);
 /* QEMU's BALLOON_CHANGE event (data: {"actual": bytes}):
  * VM_metrics.memory_actual follows. */
 void xn_dom_balloon_changed(struct dom *d, json_t *data);
