@@ -4,7 +4,8 @@
  * disk others are based on gets its own overlay first; a disk written by
  * another running VM is refused), build the argv from the records (a
  * pure function, engine/), spawn QEMU paused, record its pid in an
- * xn_domain record, connect QMP, resume it, attach the console, record
+ * xn_domain record, connect QMP, apply its CPU and memory settings
+ * (vm_resources.h), resume it, attach the console, record
  * the VM Running and its VBDs currently_attached. Any failure kills the
  * QEMU and leaves the VM Halted, its VBDs detached.
  *
