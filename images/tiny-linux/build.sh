@@ -76,8 +76,10 @@ GUEST_HOSTNAME=tiny
 #                   cloud kernel has no AHCI driver)
 #   sr_mod          SCSI CD-ROM -> /dev/sr0 (pulls in cdrom, scsi_mod)
 #   isofs           ISO 9660, to mount a CD
+#   virtio_balloon  memory ballooning: the host moves the guest's memory
+#                   between dynamic-min and dynamic-max
 WANTED_MODULES=(virtio_pci virtio_blk ext4 virtio_net virtio_console button evdev pvpanic_mmio
-                virtio_scsi sr_mod isofs)
+                virtio_scsi sr_mod isofs virtio_balloon)
 
 # Disk layout, in 512-byte sectors: 1 GiB MBR disk, partition 1 = 24 MiB
 # FAT16 boot partition (syslinux + kernel + initrd) starting at 1 MiB,

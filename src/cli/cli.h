@@ -322,6 +322,8 @@ int xe_cmd_vm_cd_insert(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vm_cd_eject(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vm_cd_remove(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vm_cd_list(xe_ctx *ctx, xn_error **err);
+/* Memory limits and balloon targets of VMs (cmd_memory.c). */
+int xe_cmd_vm_memory(xe_ctx *ctx, xn_error **err);
 /* Storage and snapshots (cmd_storage.c); data: the XenAPI method. */
 int xe_cmd_sr_create(xe_ctx *ctx, xn_error **err);
 int xe_cmd_sr_op(xe_ctx *ctx, xn_error **err);

@@ -348,7 +348,14 @@ static int apply_write(xe_ctx *ctx, const char *ref, struct write *w, xn_error *
 {
 	if (!w->key)
 		return call_field(ctx, w->f, "set_", ref, json_pack("[O]", w->value), err);
-	/* xapi's param-set on a map key: drop the old value, add the new. */
+	/* A map key: added; a key already there is dropped and added again
+	 * (xapi's xe does both always; adding first means a value the
+	 * server refuses leaves the old one in place). */
+	XN_AUTOERR xn_error *first = NULL;
+	if (call_field(ctx, w->f, "add_to_", ref, json_pack("[sO]", w->key, w->value), &first) == 0)
+		return 0;
+	if (strcmp(first->code, "MAP_DUPLICATE_KEY") != 0)
+		return xn_error_propagate(err, &first);
 	XN_AUTOERR xn_error *ignored = NULL;
 	call_field(ctx, w->f, "remove_from_", ref, json_pack("[s]", w->key), &ignored);
 	return call_field(ctx, w->f, "add_to_", ref, json_pack("[sO]", w->key, w->value), err);

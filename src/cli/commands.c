@@ -127,6 +127,19 @@ static const xe_cmd handwritten[] = {
 	 "Remove the CD drive holding the ISO named cd-name (VM halted).", NULL},
 	{"vm-cd-list", xe_cmd_vm_cd_list, "", "vm vbd-params vdi-params multiple", SEL,
 	 "List the CD drives of the selected VM(s): each VBD and its VDI.", NULL},
+	/* memory of VMs (cmd_memory.c) */
+	{"vm-memory-target-set", xe_cmd_vm_memory, "target", "vm multiple", SEL,
+	 "Set the memory target (units: MiB, GiB): dynamic-min and dynamic-max both; a "
+	 "running VM's balloon moves there at once.", NULL},
+	{"vm-memory-dynamic-range-set", xe_cmd_vm_memory, "min max", "vm multiple", SEL,
+	 "Set dynamic-min and dynamic-max; a running VM's balloon moves to dynamic-max.", NULL},
+	{"vm-memory-static-range-set", xe_cmd_vm_memory, "min max", "vm multiple", SEL,
+	 "Set static-min and static-max (VM halted).", NULL},
+	{"vm-memory-limits-set", xe_cmd_vm_memory,
+	 "static-min static-max dynamic-min dynamic-max", "vm multiple", SEL,
+	 "Set all four memory limits (VM halted).", NULL},
+	{"vm-memory-set", xe_cmd_vm_memory, "memory", "vm multiple", SEL,
+	 "Set static-max, dynamic-max and dynamic-min to memory (VM halted).", NULL},
 	/* storage and snapshots (cmd_storage.c) */
 	{"sr-create", xe_cmd_sr_create, "name-label type",
 	 "content-type shared device-config sm-config physical-size host-uuid name-description",

@@ -10,6 +10,7 @@
  * own session, keeps running and is re-parented to init. */
 #include "engine/qemu_proc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -222,6 +223,47 @@ bool xn_qemu_proc_is(pid_t pid, uint64_t start_ticks, const char *vm_uuid)
 	size_t len;
 	XN_AUTOFREE char *cmdline = xn_read_file(path, &len, NULL);
 	return cmdline && xn_proc_cmdline_has(cmdline, len, vm_uuid);
+}
+
+/* ---- vCPU threads ---- */
+
+int xn_qemu_vcpu_index(const char *comm)
+{
+	if (strncmp(comm, "CPU ", 4) != 0 || comm[4] < '0' || comm[4] > '9')
+		return -1;
+	char *end;
+	errno = 0;
+	long i = strtol(comm + 4, &end, 10);
+	if (errno || i > 4095 || (strncmp(end, "/TCG", 4) != 0 && strncmp(end, "/KVM", 4) != 0) ||
+	    (end[4] && strcmp(end + 4, "\n") != 0))
+		return -1;
+	return (int)i;
+}
+
+int xn_qemu_vcpu_tids(pid_t qemu_pid, pid_t *tids, int max)
+{
+	XN_AUTOFREE char *dir = xn_asprintf("/proc/%d/task", (int)qemu_pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int n = 0;
+	for (int i = 0; i < max; i++)
+		tids[i] = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		pid_t tid = (pid_t)atoi(e->d_name);
+		if (tid <= 0)
+			continue;
+		XN_AUTOFREE char *path = xn_asprintf("%s/%d/comm", dir, (int)tid);
+		XN_AUTOFREE char *comm = xn_read_file(path, NULL, NULL);
+		int i = comm ? xn_qemu_vcpu_index(comm) : -1;
+		if (i < 0 || i >= max)
+			continue;
+		tids[i] = tid;
+		if (i + 1 > n)
+			n = i + 1;
+	}
+	closedir(d);
+	return n;
 }
 
 int xn_qemu_proc_kill(pid_t pid, xn_error **err)

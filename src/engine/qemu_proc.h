@@ -71,11 +71,20 @@ bool xn_qemu_proc_is(pid_t pid, uint64_t start_ticks, const char *vm_uuid);
  * first when the pid comes from a record. */
 int xn_qemu_proc_kill(pid_t pid, xn_error **err);
 
+/* The thread ids of QEMU's vCPUs: vCPU i's at tids[i], found by the
+ * thread names QEMU gives with -name debug-threads=on ("CPU 0/TCG",
+ * "CPU 1/KVM"). Returns how many vCPUs (at most max; an index with no
+ * thread found gets 0), or -1 if the process is gone. */
+int xn_qemu_vcpu_tids(pid_t qemu_pid, pid_t *tids, int max);
+
 /* Pure helpers, exposed for the tests. Field 22 of a /proc/PID/stat text
  * (the command name may hold spaces and parentheses); -1 if malformed. */
 int xn_proc_stat_start_ticks(const char *stat, uint64_t *start_ticks);
 /* True if one of the NUL-separated arguments of a /proc/PID/cmdline
  * text of len bytes contains needle. */
 bool xn_proc_cmdline_has(const char *cmdline, size_t len, const char *needle);
+/* The vCPU index a thread name ("CPU 3/TCG\n" as /proc/.../comm reads)
+ * names, or -1 for any other thread. */
+int xn_qemu_vcpu_index(const char *comm);
 
 #endif

@@ -1,5 +1,6 @@
-/* vm_api.c: VM messages that change records only: clone,
- * the memory and vCPU setters; and VDI.destroy (vm.h). */
+/* vm_api.c: VM messages that change records only (VBD.create, VDI
+ * resizing), and the registration of every VM message table (vm.h);
+ * memory and vCPU setters are in vm_memory.c and vm_resources.c. */
 #include "vm/vm_runtime.h"
 
 #include <stdlib.h>
@@ -14,88 +15,9 @@ extern const xn_api_method xn_vm_lifecycle_methods[];
 extern const xn_api_method xn_vm_vbd_methods[];
 extern const xn_api_method xn_vm_vif_methods[];
 extern const xn_api_method xn_vm_provision_methods[];
+extern const xn_api_method xn_vm_memory_methods[];
+extern const xn_api_method xn_vm_resources_methods[];
 void xn_vm_snapshot_register(xn_api *api);
-
-/* ---- memory and vCPUs -------------------------------------------------- */
-
-static void set_fields(xn_call *c, const char *op, const char **fields, json_int_t *values,
-		       size_t n)
-{
-	xn_host *h = c->host;
-	const char *vm = xn_call_arg_str(c, 0);
-	json_t *rec = xn_db_get(h->db, vm);
-	xn_error *err = NULL;
-	if (xn_vm_check_op(vm, rec, op, &err) < 0) {
-		xn_call_fail(c, err);
-		return;
-	}
-	json_t *next = json_deep_copy(rec);
-	for (size_t i = 0; i < n; i++)
-		json_object_set_new(next, fields[i], json_integer(values[i]));
-#define G(f) json_integer_value(json_object_get(next, f))
-	json_int_t smin = G("memory_static_min"), dmin = G("memory_dynamic_min"),
-		   dmax = G("memory_dynamic_max"), smax = G("memory_static_max");
-	json_int_t vmax = G("VCPUs_max"), vstart = G("VCPUs_at_startup");
-#undef G
-	json_decref(next);
-	for (size_t i = 0; i < n; i++) {
-		if (values[i] < 0 || (strstr(fields[i], "VCPUs") && values[i] < 1)) {
-			XN_AUTOFREE char *s = xn_asprintf("%lld", (long long)values[i]);
-			xn_call_fail_code(c, "INVALID_VALUE", fields[i], s, NULL);
-			return;
-		}
-	}
-	if (!(smin <= dmin && dmin <= dmax && dmax <= smax) || smax < (16 << 20)) {
-		xn_call_fail_code(c, "MEMORY_CONSTRAINT_VIOLATION",
-				  "Memory limits must satisfy: 16 MiB <= static_max, "
-				  "static_min <= dynamic_min <= dynamic_max <= static_max", NULL);
-		return;
-	}
-	if (vstart > vmax || vmax > 64) {
-		XN_AUTOFREE char *s = xn_asprintf("%lld", (long long)vstart);
-		xn_call_fail_code(c, "INVALID_VALUE", "VCPUs_at_startup", s, NULL);
-		return;
-	}
-	xn_changes *cs = xn_changes_new(h->db);
-	for (size_t i = 0; i < n; i++)
-		xn_changes_set(cs, vm, fields[i], json_integer(values[i]));
-	if (xn_db_commit(h->db, cs, &err) < 0)
-		xn_call_fail(c, err);
-	else
-		xn_call_return(c, NULL);
-}
-
-#define SETTER(fn, op, field)                                          \
-	static void fn(xn_call *c)                                     \
-	{                                                              \
-		const char *f[] = {field};                             \
-		json_int_t v[] = {xn_call_arg_int(c, 1)};              \
-		set_fields(c, op, f, v, 1);                            \
-	}
-SETTER(set_static_max, "changing_static_range", "memory_static_max")
-SETTER(set_static_min, "changing_static_range", "memory_static_min")
-SETTER(set_dynamic_max, "changing_dynamic_range", "memory_dynamic_max")
-SETTER(set_dynamic_min, "changing_dynamic_range", "memory_dynamic_min")
-SETTER(set_vcpus_max, "changing_VCPUs", "VCPUs_max")
-SETTER(set_vcpus_at_startup, "changing_VCPUs", "VCPUs_at_startup")
-#undef SETTER
-
-static void set_memory_limits(xn_call *c)
-{
-	const char *f[] = {"memory_static_min", "memory_static_max", "memory_dynamic_min",
-			   "memory_dynamic_max"};
-	json_int_t v[] = {xn_call_arg_int(c, 1), xn_call_arg_int(c, 2), xn_call_arg_int(c, 3),
-			  xn_call_arg_int(c, 4)};
-	set_fields(c, "changing_memory_limits", f, v, 4);
-}
-
-static void set_memory(xn_call *c)
-{
-	const char *f[] = {"memory_static_max", "memory_dynamic_max", "memory_dynamic_min"};
-	json_int_t x = xn_call_arg_int(c, 1);
-	json_int_t v[] = {x, x, x};
-	set_fields(c, "changing_memory_limits", f, v, 3);
-}
 
 /* ---- VDI.resize / VDI.resize_online ------------------------------------ *
  * Grow a disk (shrinking would cut the guest's file systems: refused).
@@ -244,14 +166,6 @@ static const xn_api_method vm_record_methods[] = {
 	{"VBD.create", vbd_create},
 	{"VDI.resize", vdi_resize},
 	{"VDI.resize_online", vdi_resize},
-	{"VM.set_memory_static_max", set_static_max},
-	{"VM.set_memory_static_min", set_static_min},
-	{"VM.set_memory_dynamic_max", set_dynamic_max},
-	{"VM.set_memory_dynamic_min", set_dynamic_min},
-	{"VM.set_memory_limits", set_memory_limits},
-	{"VM.set_memory", set_memory},
-	{"VM.set_VCPUs_max", set_vcpus_max},
-	{"VM.set_VCPUs_at_startup", set_vcpus_at_startup},
 	{NULL, NULL},
 };
 
@@ -262,5 +176,7 @@ void xn_vm_register(xn_api *api)
 	xn_api_register(api, xn_vm_vbd_methods);
 	xn_api_register(api, xn_vm_vif_methods);
 	xn_api_register(api, xn_vm_provision_methods);
+	xn_api_register(api, xn_vm_memory_methods);
+	xn_api_register(api, xn_vm_resources_methods);
 	xn_vm_snapshot_register(api);
 }

@@ -4,7 +4,8 @@
  * disk others are based on gets its own overlay first; a disk written by
  * another running VM is refused), build the argv from the records (a
  * pure function, engine/), spawn QEMU paused, record its pid in an
- * xn_domain record, connect QMP, resume it, attach the console, record
+ * xn_domain record, connect QMP, apply its CPU and memory settings
+ * (vm_resources.h), resume it, attach the console, record
  * the VM Running and its VBDs currently_attached. Any failure kills the
  * QEMU and leaves the VM Halted, its VBDs detached.
  *
@@ -17,7 +18,7 @@
  * Restart of the daemon: xn_vms_init() re-attaches to every QEMU that
  * an xn_domain record names and that still runs, and settles every
  * other case (see reconcile()). */
-#include "vm/vm_runtime.h"
+#include "vm/vm_resources.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -228,6 +229,7 @@ static void dom_gone(struct dom *d)
 	}
 	xn_rm_rf(d->run_dir, NULL);
 	xn_vm_disk_release(h, d->locks, NULL);
+	xn_dom_resources_release(d);
 	if (d->on_exit)
 		d->on_exit(d, d->on_exit_ud);
 	else
@@ -299,6 +301,8 @@ static void on_qmp_event(void *ud, const char *name, json_t *data)
 			xn_warn("vm %s: cannot record the pause: %s", d->uuid, err->message);
 			xn_error_free(err);
 		}
+	} else if (strcmp(name, "BALLOON_CHANGE") == 0) {
+		xn_dom_balloon_changed(d, data);
 	} else if (strcmp(name, "BLOCK_IO_ERROR") == 0) {
 		json_t *ns = json_object_get(data, "nospace");
 		xn_warn("vm %s: I/O error on disk %s (%s)%s: %s", d->uuid,
@@ -439,6 +443,11 @@ static void on_cont(void *ud, json_t *ret, const xn_error *err)
 
 static void go(struct start *s)
 {
+	xn_error *err = NULL;
+	if (xn_dom_resources_start(s->d, &err) < 0) {
+		start_finish(s, err);
+		return;
+	}
 	xn_console_attach(s->h, s->d->ref, NULL);
 	if (s->paused)
 		record_running(s);
@@ -559,8 +568,10 @@ static void on_qmp_ready(void *ud, const xn_error *err)
 	struct start *s = d->starting;
 	if (!s) {
 		/* a re-attach; nothing waits: disks first, then the guest may go on */
-		if (!err)
+		if (!err) {
+			xn_dom_resources_reattach(d);
 			xn_vm_disks_reconcile(d->h, d->ref, reattach_disks_done, xn_strdup(d->ref));
+		}
 		return;
 	}
 	if (err) {
@@ -1060,9 +1071,10 @@ static int reconcile(xn_host *h, xn_error **err)
 
 int xn_vms_init(xn_host *h, xn_error **err)
 {
-	if (xn_mkdir_p(h->run_dir, 0700, err) < 0)
+	if (xn_mkdir_p(h->run_dir, 0700, err) < 0 || reconcile(h, err) < 0)
 		return -1;
-	return reconcile(h, err);
+	xn_vm_resources_init(h);
+	return 0;
 }
 
 void xn_vms_detach_all(xn_host *h)
