@@ -18,6 +18,8 @@
  * Restart of the daemon: xn_vms_init() re-attaches to every QEMU that
  * an xn_domain record names and that still runs, and settles every
  * other case (see reconcile()). */
+#include "vm/vm_runtime.h"
+
 #include "vm/vm_resources.h"
 
 #include <dirent.h>
