@@ -10,9 +10,11 @@
  * own session, keeps running and is re-parented to init. */
 #include "engine/qemu_proc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -231,4 +233,36 @@ int xn_qemu_proc_kill(pid_t pid, xn_error **err)
 	if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
 		return xn_fail_errno(err, errno, "cannot kill pid %d", (int)pid);
 	return 0;
+}
+
+int xn_qemu_vcpu_tids(pid_t qemu_pid, pid_t *tids, int max)
+{
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)qemu_pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	for (int i = 0; i < max; i++)
+		tids[i] = 0;
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char path[384], comm[32] = "";
+		snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
+		XN_AUTOCLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t len = fd < 0 ? -1 : read(fd, comm, sizeof(comm) - 1);
+		if (len <= 0)
+			continue;
+		comm[len] = '\0';
+		int idx;
+		char kind[8];
+		if (sscanf(comm, "CPU %d/%7[A-Z]", &idx, kind) != 2 || idx < 0 || idx >= max)
+			continue;
+		tids[idx] = (pid_t)atoi(e->d_name);
+		if (idx + 1 > n)
+			n = idx + 1;
+	}
+	closedir(d);
+	return n;
 }

@@ -67,6 +67,12 @@ int xn_qemu_proc_identity(pid_t pid, uint64_t *start_ticks, xn_error **err);
  * command line: the QEMU recorded for that VM, not a reused pid. */
 bool xn_qemu_proc_is(pid_t pid, uint64_t start_ticks, const char *vm_uuid);
 
+/* The thread ids of a QEMU's vCPUs (threads named "CPU <n>/TCG" or
+ * "CPU <n>/KVM" under -name debug-threads=on): vCPU i's at tids[i], 0
+ * for a vCPU not found. Returns the number of vCPUs seen (highest index
+ * + 1, at most max), or -1 if the process cannot be read. */
+int xn_qemu_vcpu_tids(pid_t qemu_pid, pid_t *tids, int max);
+
 /* SIGKILL. A process already gone is success. Check xn_qemu_proc_is
  * first when the pid comes from a record. */
 int xn_qemu_proc_kill(pid_t pid, xn_error **err);
