@@ -79,6 +79,7 @@ static void host_text(struct text *x, xn_mowner *o)
 {
 	const char *u = o->uuid;
 	family(x, "xenia_host_cpu_usage_ratio", "gauge", "Busy fraction of each host CPU over the last sample");
+	family(x, "xenia_host_cpu_busy_seconds_total", "counter", "Time each host CPU was busy since boot");
 	family(x, "xenia_host_memory_total_bytes", "gauge", "Memory of the host");
 	family(x, "xenia_host_memory_free_bytes", "gauge", "Memory available for new VMs (MemAvailable)");
 	family(x, "xenia_host_load1", "gauge", "Load average over one minute");
@@ -90,6 +91,9 @@ static void host_text(struct text *x, xn_mowner *o)
 			break;
 		snprintf(cpu, sizeof(cpu), "%d", i);
 		sample(x, "xenia_host_cpu_usage_ratio", live(o, name), "host", u, "cpu", cpu, NULL);
+		XN_AUTOFREE char *busy = xn_asprintf("cpu%d_busy", i);
+		sample(x, "xenia_host_cpu_busy_seconds_total", raw(o, busy) / 100.0 /* USER_HZ */,
+		       "host", u, "cpu", cpu, NULL);
 	}
 	sample(x, "xenia_host_memory_total_bytes", live(o, "memory_total_kib") * 1024, "host", u, NULL);
 	sample(x, "xenia_host_memory_free_bytes", live(o, "memory_free_kib") * 1024, "host", u, NULL);
