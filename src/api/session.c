@@ -221,7 +221,7 @@ static int basic_credentials(const char *header, char **user, char **pw)
 	len -= (b64[n - 1] == '=') + (b64[n - 2] == '=');
 	raw[len] = '\0';
 	char *colon = strchr((char *)raw, ':');
-	if (!colon || memchr(raw, '\0', (size_t)len) != raw + len)
+	if (!colon || memchr(raw, 0, (size_t)len))
 		return -1;
 	*user = xn_strndup((char *)raw, (size_t)(colon - (char *)raw));
 	*pw = xn_strdup(colon + 1);
