@@ -91,6 +91,7 @@ typedef struct xn_rrd_store xn_rrd_store;
 /* Open the store in dir (made if missing): every owner's archive
  * description (<uuid>.json beside <uuid>.rrd) is read now. */
 xn_rrd_store *xn_rrd_store_open(uv_loop_t *loop, const char *dir, xn_error **err);
+/* Finish the queued jobs (running the loop) and free the store. */
 void xn_rrd_store_close(xn_rrd_store *s);
 /* What uuid's RRD archives: name -> description plus "enabled" (false:
  * forgotten, kept so record_data_source can bring it back). Borrowed;

@@ -259,8 +259,12 @@ void xn_rrd_store_close(xn_rrd_store *s)
 {
 	if (!s)
 		return;
-	/* jobs in flight finish on their own; the store lives until exit */
-	(void)s;
+	/* run what is queued to its end first */
+	while (s->head)
+		uv_run(s->loop, UV_RUN_ONCE);
+	json_decref(s->described);
+	free(s->dir);
+	free(s);
 }
 
 json_t *xn_rrd_archived(xn_rrd_store *s, const char *uuid)
@@ -303,7 +307,8 @@ static json_t *archived_entry(const char *name, json_t *ds)
 {
 	json_t *e = json_deep_copy(ds);
 	json_object_del(e, "value");
-	json_object_set_new(e, "rrd", json_string_nocheck(xn_ds_rrd_name(name)));
+	XN_AUTOFREE char *rrd = xn_ds_rrd_name(name);
+	json_object_set_new(e, "rrd", json_string(rrd));
 	return e;
 }
 
