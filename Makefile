@@ -3,7 +3,8 @@
 # README (both install the Debian packages they need first).
 
 CC       ?= cc
-PKGS     := libuv jansson sqlite3 libcurl openssl libxml-2.0 libnfs libnbd libnl-3.0 libnl-route-3.0 libbpf
+PKGS     := libuv jansson sqlite3 libcurl openssl libxml-2.0 libnfs libnbd libnl-3.0 libnl-route-3.0 \
+            libbpf librrd ncursesw
 CFLAGS   ?= -O2 -g
 XCFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc \
             -D_GNU_SOURCE -fno-strict-aliasing \
@@ -13,7 +14,7 @@ LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lcrypt
 B        := build
 LIB_SRC  := $(wildcard src/util/*.c src/model/*.c src/db/*.c src/api/*.c \
               src/vm/*.c src/engine/*.c src/storage/*.c src/console/*.c \
-              src/host/*.c src/net/*.c)
+              src/host/*.c src/net/*.c src/metrics/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 D_SRC    := $(wildcard src/daemon/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

@@ -91,6 +91,13 @@ json_int_t xn_call_arg_int(xn_call *c, size_t i);
  * session_id (e.g. CONNECT /console). Returns the role or -1. */
 int xn_api_session_role(xn_api *api, const char *session_ref);
 
+/* The role of an HTTP request's caller (for GET endpoints such as
+ * /rrd_updates): its session_id query parameter, else HTTP basic
+ * authentication with a user's name and password, else root on the
+ * local socket. -1 with SESSION_INVALID or SESSION_AUTHENTICATION_FAILED
+ * (session.c). */
+int xn_api_http_role(xn_host *h, xn_http_req *req, xn_error **err);
+
 /* Sessions and users (session.c). */
 extern const xn_api_method xn_session_methods[];
 int xn_session_check(xn_host *h, const char *ref, int *role, xn_error **err);

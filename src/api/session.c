@@ -7,8 +7,10 @@
 #include "api/api.h"
 
 #include <crypt.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "util/fs.h"
@@ -200,6 +202,54 @@ int xn_session_check(xn_host *h, const char *ref, int *role, xn_error **err)
 		return xn_fail(err, "SESSION_INVALID", ref, NULL);
 	*role = r;
 	return 0;
+}
+
+/* "Basic <base64 of user:password>": the user's name and password
+ * (caller frees *user, *pw); -1 if malformed. */
+static int basic_credentials(const char *header, char **user, char **pw)
+{
+	if (!header || strncasecmp(header, "Basic ", 6) != 0)
+		return -1;
+	const char *b64 = header + 6;
+	size_t n = strlen(b64);
+	if (n == 0 || n % 4 || n > 4096)
+		return -1;
+	XN_AUTOFREE unsigned char *raw = xn_malloc(n / 4 * 3 + 1);
+	int len = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)n);
+	if (len < 0)
+		return -1;
+	len -= (b64[n - 1] == '=') + (b64[n - 2] == '=');
+	raw[len] = '\0';
+	char *colon = strchr((char *)raw, ':');
+	if (!colon || memchr(raw, 0, (size_t)len))
+		return -1;
+	*user = xn_strndup((char *)raw, (size_t)(colon - (char *)raw));
+	*pw = xn_strdup(colon + 1);
+	return 0;
+}
+
+int xn_api_http_role(xn_host *h, xn_http_req *req, xn_error **err)
+{
+	const char *session = xn_http_req_query(req, "session_id");
+	const char *auth = xn_http_req_header(req, "Authorization");
+	int role;
+	if (session)
+		return xn_session_check(h, session, &role, err) < 0 ? -1 : role;
+	if (!auth)
+		return xn_http_req_is_local(req) ? XN_ROLE_POOL_ADMIN
+						 : xn_fail(err, "SESSION_INVALID", "", NULL);
+	XN_AUTOFREE char *user = NULL, *pw = NULL;
+	if (basic_credentials(auth, &user, &pw) < 0)
+		return xn_fail(err, "SESSION_AUTHENTICATION_FAILED", "", "Authentication failure",
+			       NULL);
+	const char *acct = find_account(h, user);
+	if (!acct || !password_ok(pw, xn_db_str(h->db, acct, "password_hash")))
+		return xn_fail(err, "SESSION_AUTHENTICATION_FAILED", user, "Authentication failure",
+			       NULL);
+	role = strcmp(user, "root") == 0 ? XN_ROLE_POOL_ADMIN
+					 : subject_role(h, xn_db_str(h->db, acct, "subject"));
+	return role >= 0 ? role : xn_fail(err, "SESSION_AUTHENTICATION_FAILED", user,
+					  "Authentication failure", NULL);
 }
 
 static void login(xn_call *c)

@@ -17,12 +17,15 @@ int xe_fail(xn_error **err, const char *fmt, ...)
 	return xn_fail(err, XE_CLI_ERROR, msg, NULL);
 }
 
-/* Switches that take the next argument as their value. */
+/* Switches that take the next argument as their value (xentop's -b
+ * takes none: `xe top -b -i 3 -d 5`). */
 static const struct {
 	const char *sw, *key;
+	bool flag;
 } switches[] = {
-	{"-s", "server"}, {"-h", "server"},     {"-p", "port"},
-	{"-u", "username"}, {"-pw", "password"}, {"-pwf", "passwordfile"},
+	{"-s", "server", false},   {"-h", "server", false},     {"-p", "port", false},
+	{"-u", "username", false}, {"-pw", "password", false}, {"-pwf", "passwordfile", false},
+	{"-b", "batch", true},     {"-i", "iterations", false}, {"-d", "delay", false},
 };
 
 static const char *const std_params[] = {
@@ -112,6 +115,10 @@ static int parse_switch(xe_args *a, int argc, char *const *argv, int *i, xn_erro
 	for (size_t s = 0; s < XN_ARRAY_LEN(switches); s++) {
 		if (strcmp(argv[*i], switches[s].sw) != 0)
 			continue;
+		if (switches[s].flag) {
+			add_param(a, switches[s].key, strlen(switches[s].key), "true");
+			return 0;
+		}
 		if (*i + 1 >= argc)
 			return xe_fail(err, "Switch %s needs a value", argv[*i]);
 		(*i)++;

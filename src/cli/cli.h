@@ -184,6 +184,10 @@ const char *xe_conn_where(const xe_conn *c);
  * NULL for none). Returns the result (new reference) or NULL with the
  * XenAPI error (code and params) or a transport error in *err. */
 json_t *xe_call(xe_conn *c, const char *method, json_t *params, xn_error **err);
+/* GET path (with its query) on the daemon with the session appended as
+ * session_id: the body (caller frees, *len its size) of a 200 answer,
+ * else NULL with an error. */
+char *xe_http_get(xe_conn *c, const char *path, size_t *len, xn_error **err);
 /* The same for a void result: 0 or -1. */
 int xe_call_void(xe_conn *c, const char *method, json_t *params, xn_error **err);
 
@@ -342,6 +346,13 @@ int xe_cmd_user_remove(xe_ctx *ctx, xn_error **err);
 int xe_cmd_user_list(xe_ctx *ctx, xn_error **err);
 int xe_cmd_user_password_change(xe_ctx *ctx, xn_error **err);
 int xe_cmd_help(xe_ctx *ctx, xn_error **err);
+/* Data sources (cmd_datasource.c); data: "VM" or "host". */
+int xe_cmd_ds_list(xe_ctx *ctx, xn_error **err);
+int xe_cmd_ds_query(xe_ctx *ctx, xn_error **err);
+int xe_cmd_ds_record(xe_ctx *ctx, xn_error **err);
+int xe_cmd_ds_forget(xe_ctx *ctx, xn_error **err);
+/* xe top (cmd_top.c). */
+int xe_cmd_top(xe_ctx *ctx, xn_error **err);
 
 /* Every sr="..." attribute of a template's provisioning XML
  * (other_config:disks) set to sr_uuid, as xe's rewrite_provisioning_xml

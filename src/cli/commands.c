@@ -196,6 +196,29 @@ static const xe_cmd handwritten[] = {
 	 XE_CMD_STANDARD,
 	 "Change your own password (old= and new=), or as an administrator another "
 	 "user's (user-name= and new=).", NULL},
+	/* metrics (cmd_datasource.c, cmd_top.c) */
+	{"vm-data-source-list", xe_cmd_ds_list, "", "vm", SEL,
+	 "List the data sources of the selected VM: live ones, and those its RRD archives "
+	 "(enabled).", "VM"},
+	{"vm-data-source-query", xe_cmd_ds_query, "data-source", "vm", SEL,
+	 "Print the latest value of one data source of the selected VM.", "VM"},
+	{"vm-data-source-record", xe_cmd_ds_record, "data-source", "vm", SEL,
+	 "Archive a data source of the selected VM in its RRD from now on.", "VM"},
+	{"vm-data-source-forget", xe_cmd_ds_forget, "data-source", "vm", SEL,
+	 "Drop the archive of a data source of the selected VM.", "VM"},
+	{"host-data-source-list", xe_cmd_ds_list, "", "host uuid", XE_CMD_STANDARD,
+	 "List the host's data sources (host= or uuid=; default: this host).", "host"},
+	{"host-data-source-query", xe_cmd_ds_query, "data-source", "host uuid", XE_CMD_STANDARD,
+	 "Print the latest value of one of the host's data sources.", "host"},
+	{"host-data-source-record", xe_cmd_ds_record, "data-source", "host uuid", XE_CMD_STANDARD,
+	 "Archive one of the host's data sources in its RRD from now on.", "host"},
+	{"host-data-source-forget", xe_cmd_ds_forget, "data-source", "host uuid", XE_CMD_STANDARD,
+	 "Drop the archive of one of the host's data sources.", "host"},
+	{"top", xe_cmd_top, "", "batch iterations delay sort", XE_CMD_STANDARD,
+	 "A live view of the host and its VMs, refreshed every delay= seconds (default 3), "
+	 "with xentop's columns; keys sort by a column (n c m v t r s, or the column's first "
+	 "letter), q quits. -b (batch=true) prints plain frames, -i N (iterations=N) stops after "
+	 "N, -d S (delay=S), sort=COLUMN.", NULL},
 	{"console", xe_cmd_console, "", "vm linger scrollback", SEL,
 	 "Attach to the text console of the selected VM; Ctrl-] detaches. Without a terminal, "
 	 "stdin goes to the console, and output is printed until linger= seconds (default 1) "

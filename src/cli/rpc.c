@@ -231,3 +231,38 @@ int xe_call_void(xe_conn *c, const char *method, json_t *params, xn_error **err)
 	json_decref(r);
 	return r ? 0 : -1;
 }
+
+char *xe_http_get(xe_conn *c, const char *path, size_t *len, xn_error **err)
+{
+	char *s = curl_easy_escape(NULL, c->session ? c->session : "", 0);
+	XN_AUTOFREE char *url = c->t.socket
+		? xn_asprintf("http://localhost%s%ssession_id=%s", path, strchr(path, '?') ? "&" : "?", s)
+		: xn_asprintf("%s://%s:%d%s%ssession_id=%s", c->t.tls ? "https" : "http", c->t.host,
+			      c->t.port, path, strchr(path, '?') ? "&" : "?", s);
+	curl_free(s);
+	CURL *h = curl_easy_init();
+	xn_buf body = {0};
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 20L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+	if (c->t.socket)
+		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->t.socket);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	CURLcode rc = curl_easy_perform(h);
+	long status = 0;
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(h);
+	if (rc != CURLE_OK || status != 200) {
+		xn_buf_reset(&body);
+		return rc != CURLE_OK ? (xe_fail(err, "cannot reach %s: %s", c->where,
+						 curl_easy_strerror(rc)), NULL)
+				      : (xe_fail(err, "%s answered HTTP %ld to GET %s", c->where, status,
+						 path), NULL);
+	}
+	*len = body.len;
+	return body.data ? xn_buf_steal(&body) : xn_strdup("");
+}

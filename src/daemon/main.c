@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "console/console.h"
 #include "engine/qemu_proc.h"
+#include "metrics/metrics.h"
 #include "net/net.h"
 #include "storage/storage.h"
 #include "storage/vdi_transfer.h"
@@ -65,6 +66,7 @@ static uv_signal_t sigterm, sigint;
 static void on_signal(uv_signal_t *s, int signum)
 {
 	xn_info("xeniad: signal %d: stopping (running VMs keep running)", signum);
+	xn_metrics_stop();
 	xn_vms_detach_all(&host);
 	xn_proc_stop_helpers();
 	xn_api_stop(host.api);
@@ -138,13 +140,14 @@ static int start(xn_error **err)
 	xn_vm_register(host.api);
 	xn_storage_register(host.api);
 	xn_net_register(host.api);
+	xn_metrics_register(host.api);
 	xn_consoles_init(&host);
 	if (xn_vdi_transfer_init(&host, err) < 0)
 		return -1;
 	if (xn_host_init_records(&host, err) < 0 || xn_accounts_init(&host, err) < 0 ||
 	    xn_storage_init(&host, err) < 0 || xn_net_init(&host, err) < 0 ||
 	    xn_templates_init(&host, err) < 0 || xn_vms_init(&host, err) < 0 ||
-	    xn_nat_init(&host, err) < 0 ||
+	    xn_nat_init(&host, err) < 0 || xn_metrics_init(&host, err) < 0 ||
 	    xn_api_listen(host.api, err) < 0)
 		return -1;
 	return 0;

@@ -67,15 +67,15 @@ int xn_qemu_proc_identity(pid_t pid, uint64_t *start_ticks, xn_error **err);
  * command line: the QEMU recorded for that VM, not a reused pid. */
 bool xn_qemu_proc_is(pid_t pid, uint64_t start_ticks, const char *vm_uuid);
 
+/* The thread ids of a QEMU's vCPUs (threads named "CPU <n>/TCG" or
+ * "CPU <n>/KVM" under -name debug-threads=on): vCPU i's at tids[i], 0
+ * for a vCPU not found. Returns the number of vCPUs seen (highest index
+ * + 1, at most max), or -1 if the process cannot be read. */
+int xn_qemu_vcpu_tids(pid_t qemu_pid, pid_t *tids, int max);
+
 /* SIGKILL. A process already gone is success. Check xn_qemu_proc_is
  * first when the pid comes from a record. */
 int xn_qemu_proc_kill(pid_t pid, xn_error **err);
-
-/* The thread ids of QEMU's vCPUs: vCPU i's at tids[i], found by the
- * thread names QEMU gives with -name debug-threads=on ("CPU 0/TCG",
- * "CPU 1/KVM"). Returns how many vCPUs (at most max; an index with no
- * thread found gets 0), or -1 if the process is gone. */
-int xn_qemu_vcpu_tids(pid_t qemu_pid, pid_t *tids, int max);
 
 /* Pure helpers, exposed for the tests. Field 22 of a /proc/PID/stat text
  * (the command name may hold spaces and parentheses); -1 if malformed. */

@@ -393,6 +393,13 @@ static void process_lines(xn_qmp *q)
 			continue;
 		json_error_t jerr;
 		json_t *msg = json_loadb(line, len, 0, &jerr);
+		/* QEMU writes uint64 values past int64's range (the balloon's
+		 * guest-stats say "no value" with 2^64-1): such a message is
+		 * read with its integers as reals rather than ending the session */
+		if (!msg && (msg = json_loadb(line, len, JSON_DECODE_INT_AS_REAL, NULL)) &&
+		    json_is_real(json_object_get(msg, "id")))
+			json_object_set_new(msg, "id", json_integer((json_int_t)json_real_value(
+								json_object_get(msg, "id"))));
 		if (!msg) {
 			XN_AUTOFREE char *why = xn_asprintf("bad JSON from QEMU: %s", jerr.text);
 			end_session(q, why);

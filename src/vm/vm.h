@@ -11,6 +11,7 @@
 #define XN_VM_H
 
 #include "api/api.h"
+#include "engine/qmp.h"
 
 /* ---- allowed operations (vm_ops.c), pure ----------------------------- */
 
@@ -67,6 +68,15 @@ void xn_vm_save_memory(xn_host *h, const char *vm_ref, const char *path, xn_vm_d
 /* A QMP command without arguments on a running VM ("stop", "cont"). */
 void xn_vm_qmp_simple(xn_host *h, const char *vm_ref, const char *cmd, xn_vm_disk_done done,
 		      void *ud);
+
+/* ---- running VMs, for metrics (vm_disk.c) ------------------------------ */
+
+/* The pid of the QEMU running vm_ref, 0 if none runs. */
+pid_t xn_vm_qemu_pid(xn_host *h, const char *vm_ref);
+/* A QMP command (args taken over, may be NULL) on the QEMU running
+ * vm_ref; fn gets the reply, or VM_BAD_POWER_STATE if none runs. */
+void xn_vm_qmp(xn_host *h, const char *vm_ref, const char *cmd, json_t *args,
+	       xn_qmp_reply_fn fn, void *ud);
 
 /* Built-in templates (templates.c). */
 int xn_templates_init(xn_host *h, xn_error **err);

@@ -23,6 +23,26 @@ bool xn_vm_has_qemu(xn_host *h, const char *vm_ref)
 	return xn_dom_find(h, vm_ref) != NULL;
 }
 
+pid_t xn_vm_qemu_pid(xn_host *h, const char *vm_ref)
+{
+	struct dom *d = xn_dom_find(h, vm_ref);
+	return d ? d->pid : 0;
+}
+
+void xn_vm_qmp(xn_host *h, const char *vm_ref, const char *cmd, json_t *args,
+	       xn_qmp_reply_fn fn, void *ud)
+{
+	struct dom *d = xn_dom_find(h, vm_ref);
+	if (!d || !d->qmp) {
+		json_decref(args);
+		XN_AUTOERR xn_error *e = NULL;
+		xn_fail(&e, "VM_BAD_POWER_STATE", vm_ref, "running", "halted", NULL);
+		fn(ud, NULL, e);
+		return;
+	}
+	xn_dom_qmp(d, cmd, args, fn, ud);
+}
+
 struct disk_op {
 	xn_host *h;
 	char *vm, *userdevice, *vbd;
