@@ -8,7 +8,7 @@ CFLAGS   ?= -O2 -g
 XCFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc \
             -D_GNU_SOURCE -fno-strict-aliasing \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lcrypt -lm
+LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lwslay -lcrypt -lm
 
 B        := build
 LIB_SRC  := $(wildcard src/util/*.c src/model/*.c src/db/*.c src/api/*.c \
