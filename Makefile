@@ -22,8 +22,8 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 OBJ      = $(patsubst %.c,$(1)/obj/%.o,$(2))
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all run test test-unit test-integration test-slow bench clean deps image fuzz
-all: $(B)/xeniad $(B)/xe image
+.PHONY: all run test test-unit test-integration test-slow test-e2e bench clean deps image fuzz web
+all: $(B)/xeniad $(B)/xe image web
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -63,6 +63,17 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRC))
 image:
 	@images/tiny-linux/build.sh $(B)/images/tiny-linux
 
+# The web console: web/ built by vite into build/web, which xeniad
+# serves. npm ci runs only when the lock file is newer than the last
+# install (npm records each install in node_modules/.package-lock.json).
+WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.js
+web: $(B)/web/index.html
+$(B)/web/index.html: $(WEB_SRC) web/node_modules/.package-lock.json
+	@echo "  WEB $(B)/web"; cd web && XENIA_WEB_OUT=$(abspath $(B)/web) npx --no-install vite build --logLevel warn
+web/node_modules/.package-lock.json: web/package-lock.json
+	@echo "  NPM web (npm ci)"; cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 deps:
 	@scripts/install-deps.sh
 
@@ -77,6 +88,11 @@ test: deps
 
 test-unit: $(UNIT_BIN)
 	@tests/run.sh --unit-only
+
+test-e2e: deps
+	@scripts/install-deps.sh --test
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh --e2e-only
 
 test-slow: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)

@@ -46,6 +46,12 @@ export class Session {
 
   static async login(user, password) {
     const ref = await rpc('session.login_with_password', [user, password, '2.21', 'xenia-web']);
+    return Session.resume(ref, user);
+  }
+
+  // A session made earlier (kept in this tab's sessionStorage, so a
+  // reload needs no new login); fails if it has expired.
+  static async resume(ref, user) {
     const s = new Session(ref, user);
     const perms = await s.call('session.get_rbac_permissions', ref);
     s.permissions = new Set(perms.map((p) => p.toLowerCase()));

@@ -23,11 +23,29 @@ function useTheme() {
   return [theme, () => setTheme(theme === 'dark' ? 'light' : 'dark')];
 }
 
+const SAVED = 'xenia-session';
+
 export function App() {
   const [session, setSession] = useState(null);
+  const [resuming, setResuming] = useState(() => !!sessionStorage.getItem(SAVED));
   const [theme, toggleTheme] = useTheme();
-  if (!session) return <Login onLogin={setSession} theme={theme} toggleTheme={toggleTheme} />;
-  return <Console session={session} onLogout={() => setSession(null)} theme={theme} toggleTheme={toggleTheme} />;
+  useEffect(() => {
+    if (!resuming) return;
+    const { ref, user } = JSON.parse(sessionStorage.getItem(SAVED));
+    Session.resume(ref, user).then(setSession, () => sessionStorage.removeItem(SAVED))
+      .finally(() => setResuming(false));
+  }, []);
+  const loggedIn = (s) => {
+    sessionStorage.setItem(SAVED, JSON.stringify({ ref: s.ref, user: s.user }));
+    setSession(s);
+  };
+  const loggedOut = () => {
+    sessionStorage.removeItem(SAVED);
+    setSession(null);
+  };
+  if (resuming) return <div class="loading" role="status">Loading…</div>;
+  if (!session) return <Login onLogin={loggedIn} />;
+  return <Console session={session} onLogout={loggedOut} theme={theme} toggleTheme={toggleTheme} />;
 }
 
 function Login({ onLogin }) {
