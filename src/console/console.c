@@ -344,14 +344,14 @@ static void ws_message(void *ud, const char *buf, size_t len, bool binary)
 static void handle_websocket(void *ud, xn_http_req *req)
 {
 	xn_host *h = ud;
+	const char *ref = find_console(h, req);
+	if (!ref)
+		return;
 	if (!xn_ws_requested(req)) {
 		deny(req, 400, "GET /console opens a websocket (Upgrade: websocket); "
 			       "CONNECT /console is the raw stream\n");
 		return;
 	}
-	const char *ref = find_console(h, req);
-	if (!ref)
-		return;
 	if (xn_streq(xn_db_str(h->db, ref, "protocol"), "rfb")) {
 		xn_vnc_proxy(h, req, xn_db_str(h->db, ref, "VM"));
 		return;
