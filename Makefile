@@ -64,14 +64,17 @@ image:
 	@images/tiny-linux/build.sh $(B)/images/tiny-linux
 
 # The web console: web/ built by vite into build/web, which xeniad
-# serves. npm ci runs only when the lock file is newer than the last
-# install (npm records each install in node_modules/.package-lock.json).
+# serves. npm installs the lock file's versions, only when the lock is
+# newer than the last install (npm records each install in
+# node_modules/.package-lock.json). `npm install`, not `npm ci`: rollup
+# lists optional binaries for every platform, and a registry mirror that
+# lacks some of them makes `npm ci` refuse a lock that omits them.
 WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.js
 web: $(B)/web/index.html
 $(B)/web/index.html: $(WEB_SRC) web/node_modules/.package-lock.json
 	@echo "  WEB $(B)/web"; cd web && XENIA_WEB_OUT=$(abspath $(B)/web) npx --no-install vite build --logLevel warn
 web/node_modules/.package-lock.json: web/package-lock.json
-	@echo "  NPM web (npm ci)"; cd web && npm ci --no-audit --no-fund --loglevel=error
+	@echo "  NPM web"; cd web && npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 deps:
