@@ -9,7 +9,7 @@ CFLAGS   ?= -O2 -g
 XCFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc \
             -D_GNU_SOURCE -fno-strict-aliasing \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lcrypt -lm
+LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lwslay -lcrypt -lm
 
 B        := build
 LIB_SRC  := $(wildcard src/util/*.c src/model/*.c src/db/*.c src/api/*.c \
@@ -23,8 +23,8 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 OBJ      = $(patsubst %.c,$(1)/obj/%.o,$(2))
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all run test test-unit test-integration test-slow bench clean deps image fuzz
-all: $(B)/xeniad $(B)/xe image
+.PHONY: all run test test-unit test-integration test-slow test-e2e bench clean deps image fuzz web
+all: $(B)/xeniad $(B)/xe image web
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -64,6 +64,20 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRC))
 image:
 	@images/tiny-linux/build.sh $(B)/images/tiny-linux
 
+# The web console: web/ built by vite into build/web, which xeniad
+# serves. npm installs the lock file's versions, only when the lock is
+# newer than the last install (npm records each install in
+# node_modules/.package-lock.json). `npm install`, not `npm ci`: rollup
+# lists optional binaries for every platform, and a registry mirror that
+# lacks some of them makes `npm ci` refuse a lock that omits them.
+WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.js
+web: $(B)/web/index.html
+$(B)/web/index.html: $(WEB_SRC) web/node_modules/.package-lock.json
+	@echo "  WEB $(B)/web"; cd web && XENIA_WEB_OUT=$(abspath $(B)/web) npx --no-install vite build --logLevel warn
+web/node_modules/.package-lock.json: web/package-lock.json
+	@echo "  NPM web"; cd web && npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
 deps:
 	@scripts/install-deps.sh
 
@@ -78,6 +92,11 @@ test: deps
 
 test-unit: $(UNIT_BIN)
 	@tests/run.sh --unit-only
+
+test-e2e: deps
+	@scripts/install-deps.sh --test
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh --e2e-only
 
 test-slow: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)

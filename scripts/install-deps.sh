@@ -11,7 +11,11 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential pkg-config libuv1-dev libsqlite3-dev libjansson-dev
       libhttp-parser-dev libcurl4-openssl-dev libssl-dev libcrypt-dev libxml2-dev
       libnfs-dev libnbd-dev libnl-3-dev libnl-route-3-dev libbpf-dev qemu-system-x86 qemu-utils
-      dnsmasq-base librrd-dev libncurses-dev)
+      dnsmasq-base librrd-dev libncurses-dev libwslay-dev)
+# node and npm build the web console (web/); a node installed some other
+# way (e.g. from nodesource) is kept: Debian's would replace it
+command -v node >/dev/null || pkgs+=(nodejs)
+command -v npm >/dev/null || pkgs+=(npm)
 mapfile -t image_pkgs < <(grep -v '^\s*#' images/tiny-linux/packages.txt | grep -v '^\s*$')
 pkgs+=("${image_pkgs[@]}")
 case "${1:-}" in
@@ -21,9 +25,8 @@ case "${1:-}" in
 	pkgs+=(nftables)
 	# a userspace NFS server for the NFS SR tests, and nfs-ls
 	pkgs+=(nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils)
-	# node and npm for tests/clients/xen-api; a node installed some other
-	# way (e.g. from nodesource) is kept: Debian's would replace it
-	command -v node >/dev/null || pkgs+=(nodejs npm)
+	# the browser the web console's end-to-end tests drive (tests/e2e)
+	pkgs+=(chromium)
 	;;
 --bench) pkgs+=(python3 libvirt-daemon-system libvirt-clients virtinst) ;;
 --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;

@@ -3,10 +3,12 @@
 #   tests/run.sh              unit tests + integration tests
 #   tests/run.sh --unit-only  unit tests only
 #   tests/run.sh --slow       also the slow suites
+#   tests/run.sh --e2e-only   the web console's browser tests only
 # Unit tests are the ASan/UBSan binaries in build/asan/tests; each prints
 # PASS/FAIL lines. Integration tests are Python files in
 # tests/integration, run by tests/integration/runner.py, which prints the
-# same lines.
+# same lines. The web console's browser tests (tests/e2e, node driving
+# Debian's chromium with playwright-core) print them too.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
@@ -15,7 +17,23 @@ export UBSAN_OPTIONS=print_stacktrace=1
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
+# npm ci in tests/e2e when its lock file is newer than the last install
+e2e() {
+	local dir=tests/e2e
+	if [ ! -e $dir/node_modules/.package-lock.json ] ||
+		[ $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]; then
+		(cd $dir && npm ci --no-audit --no-fund --loglevel=error) ||
+			{ echo "FAIL e2e: npm ci in $dir failed"; return 1; }
+	fi
+	node $dir/run.mjs
+}
+if [ "$mode" = --e2e-only ]; then
+	e2e 2>&1 | tee -a "$out"
+	[ "${PIPESTATUS[0]}" = 0 ] || status=1
+	mode=--done
+fi
 for t in build/asan/tests/*; do
+	[ "$mode" = --done ] && break
 	[ -x "$t" ] || continue
 	echo "== unit: $(basename "$t")"
 	if ! "$t" 2>&1 | tee -a "$out"; then
@@ -25,10 +43,12 @@ for t in build/asan/tests/*; do
 		status=1
 	fi
 done
-if [ "$mode" != --unit-only ]; then
+if [ "$mode" != --unit-only ] && [ "$mode" != --done ]; then
 	args=()
 	[ "$mode" = --slow ] && args+=(--slow)
 	/usr/bin/python3 tests/integration/runner.py "${args[@]}" 2>&1 | tee -a "$out"
+	[ "${PIPESTATUS[0]}" = 0 ] || status=1
+	e2e 2>&1 | tee -a "$out"
 	[ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 pass=$(grep -c '^PASS' "$out")

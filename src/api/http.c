@@ -43,6 +43,7 @@ struct xn_http_server {
 
 struct xn_http_req {
 	struct conn *conn;     /* NULL once the client is gone */
+	uv_loop_t *loop;
 	char *method;
 	char *path;
 	json_t *query;         /* name -> value */
@@ -164,6 +165,11 @@ bool xn_http_req_connected(const xn_http_req *r)
 	return r->conn != NULL;
 }
 
+uv_loop_t *xn_http_req_loop(const xn_http_req *r)
+{
+	return r->loop;
+}
+
 static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')
@@ -218,6 +224,7 @@ static int on_begin(http_parser *p)
 	c->cur->headers = json_object();
 	c->cur->local = c->local;
 	c->cur->conn = c;
+	c->cur->loop = c->srv->loop;
 	xn_buf_reset(&c->hfield);
 	xn_buf_reset(&c->hvalue);
 	c->in_value = false;
@@ -430,6 +437,7 @@ static const char *status_text(int status)
 {
 	switch (status) {
 	case 200: return "OK";
+	case 304: return "Not Modified";
 	case 400: return "Bad Request";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
@@ -874,6 +882,12 @@ void xn_http_stream_end(xn_http_req *r, bool complete)
 
 xn_http_tunnel *xn_http_hijack(xn_http_req *r, const struct xn_http_tunnel_cb *cb)
 {
+	return xn_http_upgrade(r, "HTTP/1.1 200 OK\r\n\r\n", cb);
+}
+
+xn_http_tunnel *xn_http_upgrade(xn_http_req *r, const char *head,
+				const struct xn_http_tunnel_cb *cb)
+{
 	struct conn *c = r->conn;
 	if (!c) {
 		req_free(r);
@@ -885,7 +899,7 @@ xn_http_tunnel *xn_http_hijack(xn_http_req *r, const struct xn_http_tunnel_cb *c
 	t->conn = c;
 	t->cb = *cb;
 	c->tunnel = t;
-	char *ok = xn_strdup("HTTP/1.1 200 OK\r\n\r\n");
+	char *ok = xn_strdup(head);
 	conn_write(c, ok, strlen(ok), KEEP_OPEN);
 	/* Bytes that arrived after the request head belong to the tunnel. */
 	if (c->in.len && t->cb.data) {

@@ -46,6 +46,8 @@ const char *xn_http_req_body(const xn_http_req *r, size_t *len);
 bool xn_http_req_is_local(const xn_http_req *r);
 /* False once the client has disconnected (the answer would be dropped). */
 bool xn_http_req_connected(const xn_http_req *r);
+/* The loop the server runs on. */
+uv_loop_t *xn_http_req_loop(const xn_http_req *r);
 
 /* Answer and release the request. */
 void xn_http_respond(xn_http_req *r, int status, const char *content_type,
@@ -127,6 +129,10 @@ struct xn_http_tunnel_cb {
 	void *ud;
 };
 xn_http_tunnel *xn_http_hijack(xn_http_req *r, const struct xn_http_tunnel_cb *cb);
+/* The same with another answer than 200 (head: the status line and
+ * headers, ending with the blank line), e.g. a websocket's 101. */
+xn_http_tunnel *xn_http_upgrade(xn_http_req *r, const char *head,
+				const struct xn_http_tunnel_cb *cb);
 /* Queue bytes to the peer; -1 if the peer is gone or too far behind. */
 int xn_http_tunnel_write(xn_http_tunnel *t, const char *buf, size_t len);
 void xn_http_tunnel_close(xn_http_tunnel *t);

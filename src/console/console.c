@@ -2,19 +2,26 @@
  *
  * One hub per running VM: a connection to QEMU's serial socket (the
  * daemon is its only client), a ring buffer of recent output, and the
- * readers attached through CONNECT /console. Output goes to every reader;
- * any reader's input goes to the guest. A hub whose QEMU socket is not
- * there yet retries; a hub whose VM stopped closes its readers. */
+ * readers attached through CONNECT /console (xe console: a raw tunnel)
+ * or a websocket on GET /console (the web console: binary messages of
+ * raw bytes both ways). Output goes to every reader; any reader's input
+ * goes to the guest. A hub whose QEMU socket is not there yet retries; a
+ * hub whose VM stopped closes its readers. GET /console on a console
+ * whose protocol is rfb is the VM's VNC display instead (vnc.c). */
 #include "console/console.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
+#include "api/websocket.h"
+#include "console/vnc.h"
 #include "util/log.h"
 
+/* A reader is a tunnel (t) or a websocket (ws). */
 struct reader {
 	xn_http_tunnel *t;
+	xn_ws *ws;
 	struct hub *hub;
 	struct reader *next;
 };
@@ -78,13 +85,24 @@ static void on_pipe_closed(uv_handle_t *h)
 	free(h);
 }
 
+static void reader_write(struct reader *r, const char *buf, size_t n)
+{
+	if (r->ws)
+		xn_ws_send(r->ws, buf, n, true);
+	else
+		xn_http_tunnel_write(r->t, buf, n);
+}
+
 static void on_output(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct hub *b = s->data;
 	if (n > 0) {
 		ring_put(b, buf->base, (size_t)n);
-		for (struct reader *r = b->readers; r; r = r->next)
-			xn_http_tunnel_write(r->t, buf->base, (size_t)n);
+		/* a tunnel reader too far behind is closed (and freed) by its write */
+		for (struct reader *r = b->readers, *next; r; r = next) {
+			next = r->next;
+			reader_write(r, buf->base, (size_t)n);
+		}
 	}
 	free(buf->base);
 	if (n < 0) {
@@ -174,7 +192,10 @@ void xn_console_detach(xn_host *h, const char *vm_ref)
 		struct reader *r = b->readers;
 		b->readers = r->next;
 		r->hub = NULL;
-		xn_http_tunnel_close(r->t);
+		if (r->ws)
+			xn_ws_close(r->ws, 1000, "the VM stopped");
+		else
+			xn_http_tunnel_close(r->t);
 		free(r);
 	}
 	if (b->retry->data != b) /* a connect is in flight: disown it */
@@ -237,14 +258,15 @@ static void deny(xn_http_req *req, int status, const char *why)
 	xn_http_respond(req, status, "text/plain", why, strlen(why));
 }
 
-/* CONNECT /console?ref=<console ref>|uuid=<uuid>&session_id=...&scrollback=N */
-static void handle_connect(void *ud, xn_http_req *req)
+/* The console record a request names (?ref= or ?uuid=), after checking
+ * its session (?session_id=) has the vm-operator role. NULL if the
+ * request was refused (and answered). */
+static const char *find_console(xn_host *h, xn_http_req *req)
 {
-	xn_host *h = ud;
 	const char *session = xn_http_req_query(req, "session_id");
 	if (xn_api_session_role(h->api, session) < XN_ROLE_VM_OPERATOR) {
 		deny(req, 403, "a valid session with the vm-operator role is needed\n");
-		return;
+		return NULL;
 	}
 	const char *ref = xn_http_req_query(req, "ref");
 	const char *uuid = xn_http_req_query(req, "uuid");
@@ -253,34 +275,103 @@ static void handle_connect(void *ud, xn_http_req *req)
 		ref = xn_db_ref_by_uuid(h->db, cc, uuid);
 	if (!ref || xn_db_class_of(h->db, ref) != cc) {
 		deny(req, 404, "no such console\n");
-		return;
+		return NULL;
 	}
+	return ref;
+}
+
+/* The hub of a console's VM, or NULL (request answered 404). */
+static struct hub *console_hub(xn_host *h, xn_http_req *req, const char *ref)
+{
 	struct hub *b = find_hub(xn_db_str(h->db, ref, "VM"));
-	if (!b) {
+	if (!b)
 		deny(req, 404, "the VM is not running\n");
-		return;
-	}
-	const char *sb = xn_http_req_query(req, "scrollback");
-	size_t want = sb ? (size_t)strtoul(sb, NULL, 10) : 0;
+	return b;
+}
+
+static struct reader *add_reader(struct hub *b)
+{
 	struct reader *r = xn_calloc(1, sizeof(*r));
 	r->hub = b;
+	r->next = b->readers;
+	b->readers = r;
+	return r;
+}
+
+/* How much past output a request asks for (?scrollback=N bytes). */
+static size_t scrollback_wanted(xn_http_req *req)
+{
+	const char *sb = xn_http_req_query(req, "scrollback");
+	return sb ? (size_t)strtoul(sb, NULL, 10) : 0;
+}
+
+/* Replay up to want bytes of past output to a new reader. */
+static void replay(struct hub *b, struct reader *r, size_t want)
+{
+	size_t n;
+	XN_AUTOFREE char *past = want ? ring_tail(b, want, &n) : NULL;
+	if (past && n)
+		reader_write(r, past, n);
+}
+
+/* CONNECT /console?ref=<console ref>|uuid=<uuid>&session_id=...&scrollback=N */
+static void handle_connect(void *ud, xn_http_req *req)
+{
+	xn_host *h = ud;
+	const char *ref = find_console(h, req);
+	struct hub *b = ref ? console_hub(h, req, ref) : NULL;
+	if (!b)
+		return;
+	size_t want = scrollback_wanted(req);
+	struct reader *r = add_reader(b);
 	struct xn_http_tunnel_cb cb = {.data = reader_input, .closed = reader_closed, .ud = r};
 	r->t = xn_http_hijack(req, &cb);
 	if (!r->t) {
-		free(r);
+		reader_closed(r);
 		return;
 	}
-	r->next = b->readers;
-	b->readers = r;
-	if (want) {
-		size_t n;
-		XN_AUTOFREE char *past = ring_tail(b, want, &n);
-		if (n)
-			xn_http_tunnel_write(r->t, past, n);
+	replay(b, r, want);
+}
+
+static void ws_message(void *ud, const char *buf, size_t len, bool binary)
+{
+	(void)binary; /* keystrokes as text or bytes alike */
+	reader_input(ud, buf, len);
+}
+
+/* GET /console?ref=...&session_id=...[&scrollback=N] with Upgrade:
+ * websocket: the serial console (vt100) or the VNC display (rfb). */
+static void handle_websocket(void *ud, xn_http_req *req)
+{
+	xn_host *h = ud;
+	const char *ref = find_console(h, req);
+	if (!ref)
+		return;
+	if (!xn_ws_requested(req)) {
+		deny(req, 400, "GET /console opens a websocket (Upgrade: websocket); "
+			       "CONNECT /console is the raw stream\n");
+		return;
 	}
+	if (xn_streq(xn_db_str(h->db, ref, "protocol"), "rfb")) {
+		xn_vnc_proxy(h, req, xn_db_str(h->db, ref, "VM"));
+		return;
+	}
+	struct hub *b = console_hub(h, req, ref);
+	if (!b)
+		return;
+	size_t want = scrollback_wanted(req);
+	struct reader *r = add_reader(b);
+	struct xn_ws_cb cb = {.message = ws_message, .closed = reader_closed, .ud = r};
+	r->ws = xn_ws_accept(req, &cb);
+	if (!r->ws) {
+		reader_closed(r);
+		return;
+	}
+	replay(b, r, want);
 }
 
 void xn_consoles_init(xn_host *h)
 {
 	xn_api_route(h->api, "CONNECT", "/console", handle_connect, h);
+	xn_api_route(h->api, "GET", "/console", handle_websocket, h);
 }

@@ -1,7 +1,7 @@
 /* main.c: xeniad, the host daemon.
  *
  *   xeniad --data-dir DIR --socket PATH [--listen ADDR:PORT [--plain-http]]
- *          [--images DIR] [--shutdown-timeout SECONDS] [--debug]
+ *          [--images DIR] [--web DIR] [--shutdown-timeout SECONDS] [--debug]
  *
  * Opens the object store, creates or refreshes this host's records,
  * re-attaches to the VMs that are running, and serves the XenAPI until
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/static.h"
 #include "console/console.h"
 #include "engine/qemu_proc.h"
 #include "metrics/metrics.h"
@@ -29,7 +30,7 @@
 static void usage(FILE *f)
 {
 	fputs("usage: xeniad --data-dir DIR --socket PATH [--listen ADDR:PORT [--plain-http]]\n"
-	      "              [--images DIR] [--shutdown-timeout SECONDS]\n"
+	      "              [--images DIR] [--web DIR] [--shutdown-timeout SECONDS]\n"
 	      "              [--session-timeout SECONDS] [--http-idle-timeout SECONDS]\n"
 	      "              [--debug]\n"
 	      "  --listen serves HTTPS (certificate DATA/xapi-ssl.pem, self-signed on first\n"
@@ -46,18 +47,18 @@ static char *absolute(const char *p)
 	return xn_asprintf("%s/%s", buf, p);
 }
 
-/* Default images directory: build/images beside the binary. */
-static char *default_images(void)
+/* Default images (or web) directory: build/images beside the binary. */
+static char *beside_binary(const char *name)
 {
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n <= 0)
-		return xn_strdup("build/images");
+		return xn_asprintf("build/%s", name);
 	exe[n] = '\0';
 	char *slash = strrchr(exe, '/');
 	if (slash)
 		*slash = '\0';
-	return xn_asprintf("%s/images", exe);
+	return xn_asprintf("%s/%s", exe, name);
 }
 
 static xn_host host;
@@ -80,6 +81,7 @@ static int parse_args(int argc, char **argv)
 		{"socket", required_argument, NULL, 's'},
 		{"listen", required_argument, NULL, 'l'},
 		{"images", required_argument, NULL, 'i'},
+		{"web", required_argument, NULL, 'w'},
 		{"plain-http", no_argument, NULL, 'P'},
 		{"session-timeout", required_argument, NULL, 'S'},
 		{"http-idle-timeout", required_argument, NULL, 'I'},
@@ -95,6 +97,7 @@ static int parse_args(int argc, char **argv)
 		case 's': host.socket_path = absolute(optarg); break;
 		case 'l': host.listen = xn_strdup(optarg); break;
 		case 'i': host.images_dir = absolute(optarg); break;
+		case 'w': host.web_dir = absolute(optarg); break;
 		case 'P': host.listen_plain = true; break;
 		case 'S': host.session_timeout_ms = (uint64_t)atoll(optarg) * 1000; break;
 		case 'I': xn_http_set_idle_timeout((uint64_t)atoll(optarg) * 1000); break;
@@ -109,7 +112,9 @@ static int parse_args(int argc, char **argv)
 		return -1;
 	}
 	if (!host.images_dir)
-		host.images_dir = default_images();
+		host.images_dir = beside_binary("images");
+	if (!host.web_dir)
+		host.web_dir = beside_binary("web");
 	return 0;
 }
 
@@ -142,6 +147,7 @@ static int start(xn_error **err)
 	xn_net_register(host.api);
 	xn_metrics_register(host.api);
 	xn_consoles_init(&host);
+	xn_static_init(&host);
 	if (xn_vdi_transfer_init(&host, err) < 0)
 		return -1;
 	if (xn_host_init_records(&host, err) < 0 || xn_accounts_init(&host, err) < 0 ||

@@ -17,6 +17,7 @@ typedef struct xn_host {
 	char *data_dir;      /* absolute */
 	char *run_dir;       /* DATA/run: per-VM runtime dirs */
 	char *images_dir;    /* where `make` put the built-in images */
+	char *web_dir;       /* the built web console (build/web) */
 	char *socket_path;
 	char *listen;        /* ADDR:PORT or NULL */
 	bool listen_plain;   /* plain HTTP there (loopback only) instead of HTTPS */

@@ -397,6 +397,17 @@ static void start_finish(struct start *s, xn_error *err)
 	free(s);
 }
 
+/* VMs booted by firmware have VGA, shown on a VNC socket in their run
+ * directory (engine/qemu_argv.c): an rfb console, as xapi lists for HVM
+ * guests; GET /console on it is the display over a websocket. */
+static void add_rfb_console(xn_host *h, xn_changes *cs, const char *vm)
+{
+	const char *con = xn_changes_add(cs, xn_model_class("console"), NULL,
+					 json_pack("{s:s,s:s}", "protocol", "rfb", "VM", vm));
+	XN_AUTOFREE char *loc = xn_asprintf("https://%s/console?ref=%s", xn_host_address(h), con);
+	xn_changes_set(cs, con, "location", json_string(loc));
+}
+
 static void record_running(struct start *s)
 {
 	xn_host *h = s->h;
@@ -418,6 +429,9 @@ static void record_running(struct start *s)
 					 json_pack("{s:s,s:s}", "protocol", "vt100", "VM", d->ref));
 	XN_AUTOFREE char *loc = xn_asprintf("https://%s/console?ref=%s", xn_host_address(h), con);
 	xn_changes_set(cs, con, "location", json_string(loc));
+	const char *kernel = json_string_value(json_object_get(rec, "PV_kernel"));
+	if (!kernel || !kernel[0])
+		add_rfb_console(h, cs, d->ref);
 	set_attached(h, cs, s->vbds, true);
 	set_attached(h, cs, xn_db_field(h->db, d->ref, "VIFs"), true);
 	xn_vm_refresh_allowed(cs, d->ref);

@@ -1,0 +1,6 @@
+// main.jsx: the web console's entry point.
+import { render } from 'preact';
+import { App } from './app.jsx';
+import './style.css';
+
+render(<App />, document.getElementById('app'));
