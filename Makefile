@@ -3,7 +3,8 @@
 # README (both install the Debian packages they need first).
 
 CC       ?= cc
-PKGS     := libuv jansson sqlite3 libcurl openssl libxml-2.0 libnfs libnbd libnl-3.0 libnl-route-3.0 libbpf
+PKGS     := libuv jansson sqlite3 libcurl openssl libxml-2.0 libnfs libnbd libnl-3.0 libnl-route-3.0 libbpf \
+            libarchive libxxhash
 CFLAGS   ?= -O2 -g
 XCFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc \
             -D_GNU_SOURCE -fno-strict-aliasing \

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential pkg-config libuv1-dev libsqlite3-dev libjansson-dev
       libhttp-parser-dev libcurl4-openssl-dev libssl-dev libcrypt-dev libxml2-dev
       libnfs-dev libnbd-dev libnl-3-dev libnl-route-3-dev libbpf-dev qemu-system-x86 qemu-utils
-      dnsmasq-base)
+      dnsmasq-base libarchive-dev libxxhash-dev)
 mapfile -t image_pkgs < <(grep -v '^\s*#' images/tiny-linux/packages.txt | grep -v '^\s*$')
 pkgs+=("${image_pkgs[@]}")
 case "${1:-}" in
