@@ -399,16 +399,25 @@ static int check_sum(struct archive *a, const char *chunk, const char *buf, size
 	return 0;
 }
 
-/* Write the chunk's grains that are not all zeros. */
+static size_t grain(size_t len, size_t i)
+{
+	return len - i < GRAIN ? len - i : GRAIN;
+}
+
+/* Write each run of the chunk's grains that are not all zeros. */
 static int write_grains(struct nbd_handle *nbd, const xn_xva_disk *d, const char *buf,
 			size_t len, int64_t off, xn_error **err)
 {
 	for (size_t i = 0; i < len;) {
-		size_t g = len - i < GRAIN ? len - i : GRAIN;
-		if (!all_zero(buf + i, g) &&
-		    nbd_pwrite(nbd, buf + i, g, (uint64_t)(off + (int64_t)i), 0) < 0)
+		if (all_zero(buf + i, grain(len, i))) {
+			i += grain(len, i);
+			continue;
+		}
+		size_t start = i;
+		while (i < len && !all_zero(buf + i, grain(len, i)))
+			i += grain(len, i);
+		if (nbd_pwrite(nbd, buf + start, i - start, (uint64_t)(off + (int64_t)start), 0) < 0)
 			return nbd_failed("write", d, err);
-		i += g;
 	}
 	return 0;
 }
@@ -524,6 +533,21 @@ static int import_run(xn_xva_job *j, xn_error **err)
 }
 
 /* ---- the thread and the loop -------------------------------------------------- */
+
+int xn_xva_pipe(uv_loop_t *loop, uv_pipe_t *p, void *ud, bool loop_reads, int *thread_fd,
+		xn_error **err)
+{
+	uv_file fds[2];
+	int rc = uv_pipe(fds, 0, 0);
+	if (rc < 0)
+		return xn_fail_internal(err, "pipe: %s", uv_strerror(rc));
+	fcntl(fds[1], F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups; the default is 64 KiB */
+	uv_pipe_init(loop, p, 0);
+	p->data = ud;
+	uv_pipe_open(p, loop_reads ? fds[0] : fds[1]);
+	*thread_fd = loop_reads ? fds[1] : fds[0];
+	return 0;
+}
 
 static void thread_main(void *arg)
 {

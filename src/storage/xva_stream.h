@@ -48,6 +48,12 @@ struct xn_xva_cb {
 	void *ud;
 };
 
+/* A pipe between the loop and a job's thread, 1 MiB deep: the loop's
+ * end (reading it if loop_reads, else writing) is initialised as p (p->data
+ * set to ud); *thread_fd gets the other end, blocking, for the job. */
+int xn_xva_pipe(uv_loop_t *loop, uv_pipe_t *p, void *ud, bool loop_reads, int *thread_fd,
+		xn_error **err);
+
 /* Export: write ova.xml (xml, copied) and the disks (copied, in the
  * order given) as an XVA to fd (blocking, taken over, closed at the
  * end); compress is NULL, "gzip" or "zstd". */

@@ -236,18 +236,14 @@ static xn_xva_disk *disk_list(struct export *e, json_t *disks, size_t *n)
 static int start(struct export *e, const char *xml, json_t *disks, const char *compress,
 		 xn_error **err)
 {
-	uv_file fds[2];
-	int rc = uv_pipe(fds, 0, 0);
-	if (rc < 0)
-		return xn_fail_internal(err, "pipe: %s", uv_strerror(rc));
-	uv_pipe_init(e->h->loop, &e->pipe, 0);
-	e->pipe.data = e;
-	uv_pipe_open(&e->pipe, fds[0]);
+	int fd;
+	if (xn_xva_pipe(e->h->loop, &e->pipe, e, true, &fd, err) < 0)
+		return -1;
 	e->pipe_open = true;
 	size_t n;
 	xn_xva_disk *d = disk_list(e, disks, &n);
 	struct xn_xva_cb cb = {.done = on_done, .ud = e};
-	e->job = xn_xva_export_start(e->h->loop, fds[1], xml, d, n, compress, &cb, err);
+	e->job = xn_xva_export_start(e->h->loop, fd, xml, d, n, compress, &cb, err);
 	for (size_t i = 0; i < n; i++)
 		free(d[i].image);
 	free(d);

@@ -316,16 +316,12 @@ static int prepare(struct import *im, xn_error **err)
 	im->task = xn_xfer_task(im->h, im->req, "import", err);
 	if (!im->task)
 		return -1;
-	uv_file fds[2];
-	int rc = uv_pipe(fds, 0, 0);
-	if (rc < 0)
-		return xn_fail_internal(err, "pipe: %s", uv_strerror(rc));
-	uv_pipe_init(im->h->loop, &im->pipe, 0);
-	im->pipe.data = im;
-	uv_pipe_open(&im->pipe, fds[1]);
+	int fd;
+	if (xn_xva_pipe(im->h->loop, &im->pipe, im, false, &fd, err) < 0)
+		return -1;
 	im->pipe_open = true;
 	struct xn_xva_cb cb = {.header = on_header, .done = on_done, .ud = im};
-	im->job = xn_xva_import_start(im->h->loop, fds[0], &cb, err);
+	im->job = xn_xva_import_start(im->h->loop, fd, &cb, err);
 	if (!im->job)
 		return -1;
 	return 0;
