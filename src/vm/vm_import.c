@@ -225,7 +225,7 @@ static void image_made(void *ud, xn_error *err)
 	im->making--;
 	if (err)
 		fail(im, err);
-	if (im->making == 0 && !im->err)
+	if (im->making == 0 && !im->err && im->job)
 		go(im);
 	maybe_end(im);
 }
@@ -233,6 +233,8 @@ static void image_made(void *ud, xn_error *err)
 static void on_header(void *ud, const char *xml, size_t len)
 {
 	struct import *im = ud;
+	if (im->err)
+		return; /* failed meanwhile: the thread is told to stop already */
 	xn_error *err = NULL;
 	json_t *header = xn_xva_header_parse(xml, len, &err);
 	im->plan = header ? xn_xva_plan_new(im->h, header, im->sr, im->preserve, im->metadata,
@@ -255,7 +257,7 @@ static void on_header(void *ud, const char *xml, size_t len)
 		im->making++;
 		xn_image_create(im->h, im->sr, loc, size, image_made, im);
 	}
-	if (n == 0)
+	if (n == 0 && im->job)
 		xn_xva_job_go(im->job, NULL, 0);
 }
 
