@@ -126,6 +126,9 @@ int xn_jsonrpc_decode(const char *body, size_t len, xn_rpc_request *out);
 /* Decode an XML-RPC methodCall: its params, *method set; NULL if
  * malformed. */
 json_t *xn_xmlrpc_decode(const char *body, size_t len, char **method);
+/* Decode one XML-RPC value standing alone (an XVA's ova.xml), with the
+ * same limits as requests; NULL if malformed. */
+json_t *xn_xmlrpc_decode_value(const char *xml, size_t len);
 /* XML-RPC over HTTP (xmlrpc.c): POST / and anything under it that no
  * longer route claims (/RPC2, /xmlrpc), as xapi does. */
 void xn_xmlrpc_handle(void *api, xn_http_req *req);

@@ -151,6 +151,20 @@ out:
 	return params;
 }
 
+json_t *xn_xmlrpc_decode_value(const char *xml, size_t len)
+{
+	if (len > XN_HTTP_MAX_BODY)
+		return NULL;
+	xmlDoc *doc = xmlReadMemory(xml, (int)len, "value.xml", NULL,
+				    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (!doc)
+		return NULL;
+	xmlNode *root = xmlDocGetRootElement(doc);
+	json_t *v = named(root, "value") && !doc->intSubset ? decode_value(root, 0) : NULL;
+	xmlFreeDoc(doc);
+	return v;
+}
+
 /* ---- encoding ---------------------------------------------------------- */
 
 /* Escape > < & " and drop control characters other than TAB, LF, CR. */

@@ -340,6 +340,8 @@ int xe_cmd_snapshot_destroy(xe_ctx *ctx, xn_error **err);
 /* Disk images in and out (cmd_transfer.c). */
 int xe_cmd_vdi_import(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vdi_export(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vm_export(xe_ctx *ctx, xn_error **err);
+int xe_cmd_vm_import(xe_ctx *ctx, xn_error **err);
 /* Local users (cmd_user.c). */
 int xe_cmd_user_add(xe_ctx *ctx, xn_error **err);
 int xe_cmd_user_remove(xe_ctx *ctx, xn_error **err);

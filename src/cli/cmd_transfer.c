@@ -163,29 +163,28 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 	return 0;
 }
 
-/* The URL of path?query on the daemon xe talks to (caller frees);
- * file and task (may be NULL): the in-place form's path= and task_id=. */
-static char *transfer_url(xe_ctx *ctx, const char *path, const char *vdi, const char *format,
-			  const char *file, const char *task)
+/* "&name=value" with value escaped, or "" for a NULL value (caller frees). */
+static char *query_arg(const char *name, const char *value)
+{
+	if (!value)
+		return xn_strdup("");
+	char *v = curl_easy_escape(NULL, value, 0);
+	char *arg = xn_asprintf("&%s=%s", name, v);
+	curl_free(v);
+	return arg;
+}
+
+/* The URL of path?session_id=S<query> on the daemon xe talks to (query
+ * made of query_arg pieces; caller frees). */
+static char *transfer_url(xe_ctx *ctx, const char *path, const char *query)
 {
 	const xe_target *t = xe_conn_target(ctx->conn);
-	char *v = curl_easy_escape(NULL, vdi, 0);
 	char *s = curl_easy_escape(NULL, xe_conn_session(ctx->conn), 0);
-	char *f = curl_easy_escape(NULL, format, 0);
-	char *p = file ? curl_easy_escape(NULL, file, 0) : NULL;
-	char *k = task ? curl_easy_escape(NULL, task, 0) : NULL;
-	XN_AUTOFREE char *extra = xn_asprintf("%s%s%s%s", p ? "&path=" : "", p ? p : "",
-					      k ? "&task_id=" : "", k ? k : "");
-	char *url = t->socket ? xn_asprintf("http://localhost%s?session_id=%s&vdi=%s&format=%s%s",
-					    path, s, v, f, extra)
-			      : xn_asprintf("%s://%s:%d%s?session_id=%s&vdi=%s&format=%s%s",
-					    t->tls ? "https" : "http", t->host, t->port, path, s, v,
-					    f, extra);
-	curl_free(v);
+	char *url = t->socket ? xn_asprintf("http://localhost%s?session_id=%s%s", path, s, query)
+			      : xn_asprintf("%s://%s:%d%s?session_id=%s%s",
+					    t->tls ? "https" : "http", t->host, t->port, path, s,
+					    query);
 	curl_free(s);
-	curl_free(f);
-	curl_free(p);
-	curl_free(k);
 	return url;
 }
 
@@ -270,6 +269,26 @@ static int run(struct xfer *x, const char *url, xn_error **err)
 	return transfer_error(x, rc, status, err);
 }
 
+/* The file to read (import) or write; "-" is stdin or stdout. *created
+ * says whether an export made it (to remove it if the export fails). */
+static int open_file(const char *file, bool import, bool *created, xn_error **err)
+{
+	int fd;
+	if (strcmp(file, "-") == 0) {
+		fd = import ? STDIN_FILENO : STDOUT_FILENO;
+	} else if (import) {
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+	} else {
+		fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		*created = fd >= 0;
+		if (fd < 0 && errno == EEXIST)
+			fd = open(file, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return xe_fail(err, "Error: cannot open '%s': %s", file, strerror(errno));
+	return fd;
+}
+
 static int transfer(xe_ctx *ctx, bool import, xn_error **err)
 {
 	const char *file = xe_arg(ctx->args, "filename");
@@ -278,18 +297,8 @@ static int transfer(xe_ctx *ctx, bool import, xn_error **err)
 			 .progress = xe_arg_flag(ctx->args, "progress")};
 	bool std = strcmp(file, "-") == 0;
 	bool created = false;
-	if (std) {
-		x.fd = import ? STDIN_FILENO : STDOUT_FILENO;
-	} else if (import) {
-		x.fd = open(file, O_RDONLY | O_CLOEXEC);
-	} else {
-		x.fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		created = x.fd >= 0;
-		if (x.fd < 0 && errno == EEXIST)
-			x.fd = open(file, O_WRONLY | O_TRUNC | O_CLOEXEC);
-	}
-	if (x.fd < 0)
-		return xe_fail(err, "Error: cannot open '%s': %s", file, strerror(errno));
+	if ((x.fd = open_file(file, import, &created, err)) < 0)
+		return -1;
 	struct stat st;
 	bool regular = !std && fstat(x.fd, &st) == 0 && S_ISREG(st.st_mode);
 	x.sparse = !import && regular;
@@ -311,9 +320,13 @@ static int transfer(xe_ctx *ctx, bool import, xn_error **err)
 		}
 		json_decref(t);
 	}
+	XN_AUTOFREE char *q1 = query_arg("vdi", xe_arg(ctx->args, "uuid"));
+	XN_AUTOFREE char *q2 = query_arg("format", format ? format : "raw");
+	XN_AUTOFREE char *q3 = query_arg("path", x.in_place ? abs : NULL);
+	XN_AUTOFREE char *q4 = query_arg("task_id", x.in_place ? x.task : NULL);
+	XN_AUTOFREE char *query = xn_asprintf("%s%s%s%s", q1, q2, q3, q4);
 	XN_AUTOFREE char *url = transfer_url(ctx, import ? "/import_raw_vdi" : "/export_raw_vdi",
-					     xe_arg(ctx->args, "uuid"), format ? format : "raw",
-					     x.in_place ? abs : NULL, x.in_place ? x.task : NULL);
+					     query);
 	int rc = run(&x, url, err);
 	if (!std)
 		close(x.fd);
@@ -333,4 +346,78 @@ int xe_cmd_vdi_import(xe_ctx *ctx, xn_error **err)
 int xe_cmd_vdi_export(xe_ctx *ctx, xn_error **err)
 {
 	return transfer(ctx, false, err);
+}
+
+/* ---- whole VMs as XVA archives ------------------------------------------------ */
+
+/* The VM, template or snapshot that uuid= or vm= (a uuid or a name)
+ * names (caller frees). */
+static char *any_vm(xe_ctx *ctx, xn_error **err)
+{
+	const char *uuid = xe_arg(ctx->args, "uuid");
+	const char *vm = uuid ? uuid : xe_arg(ctx->args, "vm");
+	if (!vm)
+		return xe_fail(err, "Required parameter not found: vm"), NULL;
+	XN_AUTOERR xn_error *ignored = NULL;
+	json_t *ref = xe_call(ctx->conn, "VM.get_by_uuid", json_pack("[s]", vm), &ignored);
+	if (!ref && !uuid) {
+		json_t *refs = xe_call(ctx->conn, "VM.get_by_name_label", json_pack("[s]", vm), err);
+		if (json_array_size(refs) == 1)
+			ref = json_incref(json_array_get(refs, 0));
+		else if (refs)
+			xe_fail(err, json_array_size(refs) ? "Multiple matches: name '%s' names "
+				"several VMs; use uuid=" : "No VM named '%s'", vm);
+		json_decref(refs);
+	} else if (!ref) {
+		xe_fail(err, "No VM with uuid '%s'", vm);
+	}
+	char *r = json_is_string(ref) ? xn_strdup(json_string_value(ref)) : NULL;
+	json_decref(ref);
+	return r;
+}
+
+/* vm-export vm= filename= [compress=true|gzip|zstd], or vm-import
+ * filename= [sr-uuid=] [preserve=true], each [--metadata] [--progress];
+ * an import prints the new VM's uuid (the answer's body is its ref). */
+static int xva_transfer(xe_ctx *ctx, bool import, xn_error **err)
+{
+	const char *file = xe_arg(ctx->args, "filename");
+	XN_AUTOFREE char *vm = import ? NULL : any_vm(ctx, err);
+	if (!import && !vm)
+		return -1;
+	bool created = false;
+	struct xfer x = {.ctx = ctx, .import = import, .shown = -1,
+			 .progress = xe_arg_flag(ctx->args, "progress")};
+	if ((x.fd = open_file(file, import, &created, err)) < 0)
+		return -1;
+	XN_AUTOFREE char *q1 = query_arg(import ? "sr_uuid" : "ref",
+					 import ? xe_arg(ctx->args, "sr-uuid") : vm);
+	XN_AUTOFREE char *q2 = import ? query_arg("restore", xe_arg_flag(ctx->args, "preserve")
+								 ? "true" : NULL)
+				      : query_arg("use_compression", xe_arg(ctx->args, "compress"));
+	XN_AUTOFREE char *query = xn_asprintf("%s%s", q1, q2);
+	bool metadata = xe_arg_flag(ctx->args, "metadata");
+	const char *path = import ? (metadata ? "/import_metadata" : "/import")
+				  : (metadata ? "/export_metadata" : "/export");
+	XN_AUTOFREE char *url = transfer_url(ctx, path, query);
+	int rc = run(&x, url, err);
+	if (strcmp(file, "-") != 0)
+		close(x.fd);
+	if (rc < 0 && created)
+		unlink(file);
+	free(x.task);
+	json_t *ref = rc == 0 && import ? json_stringn(x.error.data ? x.error.data : "", x.error.len)
+					: NULL;
+	xn_buf_reset(&x.error);
+	return rc < 0 || !import ? rc : xe_print_new_uuid(ctx, "VM", ref, err);
+}
+
+int xe_cmd_vm_export(xe_ctx *ctx, xn_error **err)
+{
+	return xva_transfer(ctx, false, err);
+}
+
+int xe_cmd_vm_import(xe_ctx *ctx, xn_error **err)
+{
+	return xva_transfer(ctx, true, err);
 }

@@ -55,6 +55,16 @@ static const xe_cmd handwritten[] = {
 	{"vdi-export", xe_cmd_vdi_export, "uuid filename", "format progress", XE_CMD_STANDARD,
 	 "Write a VDI's content to filename (- for stdout) as a raw, qcow2 or vhd image "
 	 "(default raw); --progress shows how far it got.", NULL},
+	{"vm-export", xe_cmd_vm_export, "filename", "vm uuid compress metadata progress",
+	 XE_CMD_STANDARD,
+	 "Export a halted VM, a template or a snapshot (vm= name or uuid) to filename (- for "
+	 "stdout) as an XVA archive, XenServer's format; compress=true (gzip) or zstd; "
+	 "--metadata: the description only, without the disks.", NULL},
+	{"vm-import", xe_cmd_vm_import, "filename", "sr-uuid preserve metadata progress",
+	 XE_CMD_STANDARD,
+	 "Import a VM from an XVA archive (plain, gzip or zstd; - for stdin), its disks on "
+	 "sr-uuid (default: the pool's default SR); preserve=true keeps its uuids and MACs; "
+	 "--metadata: a VM whose disks are here already. Prints the new VM's uuid.", NULL},
 	{"vbd-create", xe_cmd_vbd_create, "vm-uuid device", "vdi-uuid bootable type mode",
 	 XE_CMD_STANDARD,
 	 "Attach a disk (or an empty drive) to a VM as device N; prints the VBD's uuid.", NULL},

@@ -26,6 +26,7 @@
 #include "util/log.h"
 #include "util/proc.h"
 #include "vm/vm.h"
+#include "vm/xva.h"
 
 static void usage(FILE *f)
 {
@@ -148,6 +149,7 @@ static int start(xn_error **err)
 	xn_metrics_register(host.api);
 	xn_consoles_init(&host);
 	xn_static_init(&host);
+	xn_xva_register(&host);
 	if (xn_vdi_transfer_init(&host, err) < 0)
 		return -1;
 	if (xn_host_init_records(&host, err) < 0 || xn_accounts_init(&host, err) < 0 ||

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/http_xfer.h"
 #include "storage/img_job.h"
 #include "storage/nbd_client.h"
 #include "storage/storage.h"
@@ -128,11 +129,7 @@ static void set_progress(struct xfer *x, double fraction, bool force)
 		return;
 	x->progress = p;
 	x->progress_ms = now;
-	xn_changes *cs = xn_changes_new(x->h->db);
-	xn_changes_set(cs, x->task, "progress", json_real(p));
-	XN_AUTOERR xn_error *err = NULL;
-	if (xn_db_commit(x->h->db, cs, &err) < 0)
-		xn_debug("transfer: task progress: %s", err->message);
+	xn_xfer_progress(x->h, x->task, p);
 }
 
 /* Enter the next phase, which takes the progress up to hi. */
@@ -207,43 +204,6 @@ static void fail_code(struct xfer *x, const char *code, ...)
 	xn_fail_va(&err, code, ap);
 	va_end(ap);
 	fail(x, err);
-}
-
-static int status_of(const char *code)
-{
-	static const struct {
-		const char *code;
-		int status;
-	} map[] = {
-		{"SESSION_INVALID", 403},      {"RBAC_PERMISSION_DENIED", 403},
-		{"PERMISSION_DENIED", 403},
-		{"HANDLE_INVALID", 404},       {"UUID_INVALID", 404},
-		{"INVALID_VALUE", 400},        {"VDI_TOO_SMALL", 400},
-		{"IMPORT_ERROR_GENERIC", 400}, {"VDI_IN_USE", 409},
-		{"VDI_READONLY", 409},         {"OTHER_OPERATION_IN_PROGRESS", 409},
-	};
-	for (size_t i = 0; i < XN_ARRAY_LEN(map); i++)
-		if (strcmp(map[i].code, code) == 0)
-			return map[i].status;
-	return 500;
-}
-
-static char *task_header(const char *task)
-{
-	return task ? xn_asprintf("task-id: %s\r\n", task) : NULL;
-}
-
-/* Answer with a XenAPI error as xapi writes one: ["CODE", params...]. */
-static void answer_error(xn_http_req *req, const char *task, const xn_error *err)
-{
-	json_t *body = json_pack("[s]", err->code);
-	for (size_t i = 0; err->params && err->params[i]; i++)
-		json_array_append_new(body, json_string(err->params[i]));
-	XN_AUTOFREE char *text = json_dumps(body, JSON_COMPACT);
-	XN_AUTOFREE char *hdr = task_header(task);
-	json_decref(body);
-	xn_http_respond_headers(req, status_of(err->code), "application/json", hdr, text,
-				strlen(text));
 }
 
 static void remove_temporaries(struct xfer *x)
@@ -333,9 +293,9 @@ static void xfer_end(struct xfer *x)
 	if (x->req && x->answering) {
 		xn_http_stream_end(x->req, !x->err);
 	} else if (x->req && x->err) {
-		answer_error(x->req, x->task, x->err);
+		xn_xfer_answer_error(x->req, x->task, x->err);
 	} else if (x->req) {
-		XN_AUTOFREE char *hdr = task_header(x->task);
+		XN_AUTOFREE char *hdr = xn_xfer_task_header(x->task);
 		xn_http_respond_headers(x->req, 200, "text/plain", hdr, "", 0);
 	}
 	x->req = NULL;
@@ -631,7 +591,7 @@ static void start_reading(struct xfer *x)
 	x->stream_open = true;
 	x->pending++; /* until the body ends */
 	x->next = x->nbd ? raw_done : spool_done;
-	XN_AUTOFREE char *hdr = task_header(x->task);
+	XN_AUTOFREE char *hdr = xn_xfer_task_header(x->task);
 	xn_http_body_read(x->req, true, hdr);
 }
 
@@ -1044,21 +1004,6 @@ static void export_start(struct xfer *x)
 
 /* ---- requests ---------------------------------------------------------------- */
 
-/* The caller's role: session_id's, or root on the local socket without
- * one (as xapi's local socket). -1 with the error if none. */
-static int caller_role(xn_host *h, xn_http_req *req, xn_error **err)
-{
-	const char *session = xn_http_req_query(req, "session_id");
-	if (!session && xn_http_req_is_local(req))
-		return XN_ROLE_POOL_ADMIN;
-	int role;
-	if (!session)
-		return xn_fail(err, "SESSION_INVALID", "", NULL);
-	if (xn_session_check(h, session, &role, err) < 0)
-		return -1;
-	return role;
-}
-
 static const char *vdi_of(xn_host *h, const char *v)
 {
 	const xn_class *vc = xn_model_class("VDI");
@@ -1137,29 +1082,12 @@ static int check(struct xfer *x, xn_error **err)
 	return 0;
 }
 
-/* The task the transfer runs under: task_id's, or a new one. */
-static int take_task(struct xfer *x, xn_error **err)
-{
-	const char *t = xn_http_req_query(x->req, "task_id");
-	if (t) {
-		if (xn_db_class_of(x->h->db, t) != xn_model_class("task") ||
-		    strcmp(xn_db_str(x->h->db, t, "status"), "pending") != 0)
-			return xn_fail(err, "HANDLE_INVALID", "task", t, NULL);
-		x->task = xn_strdup(t);
-		return 0;
-	}
-	xn_tasks_gc(x->h, 600);
-	xn_changes *cs = xn_changes_new(x->h->db);
-	x->task = xn_strdup(xn_task_add(cs, x->h, x->import ? "import_raw_vdi" : "export_raw_vdi"));
-	return xn_db_commit(x->h->db, cs, err);
-}
-
 static void handle(void *ud, xn_http_req *req)
 {
 	xn_host *h = ud;
 	bool import = strcmp(xn_http_req_method(req), "PUT") == 0;
 	xn_error *err = NULL;
-	int role = caller_role(h, req, &err);
+	int role = xn_xfer_role(h, req, &err);
 	if (role >= 0 && role < XN_ROLE_VM_ADMIN)
 		xn_fail(&err, "RBAC_PERMISSION_DENIED",
 			import ? "http/put_import_raw_vdi" : "http/get_export_raw_vdi",
@@ -1170,10 +1098,8 @@ static void handle(void *ud, xn_http_req *req)
 	x->import = import;
 	x->fd = -1;
 	enter(x);
-	if (!err && take_task(x, &err) < 0) {
-		free(x->task);
-		x->task = NULL;
-	}
+	if (!err)
+		x->task = xn_xfer_task(h, req, import ? "import_raw_vdi" : "export_raw_vdi", &err);
 	if (err || check(x, &err) < 0) {
 		fail(x, err);
 	} else {
