@@ -187,7 +187,7 @@ def links_up(bond):
 
 def test_a_bond_keeps_traffic_flowing_when_a_member_goes_down():
     sw = Switch("xbd", 2, bridged=True, addr="10.79.0.2")
-    vm = con = None
+    vm = con = bond = None
     try:
         p0, p1 = pif_of(sw.nics[0]), pif_of(sw.nics[1])
         net = D.xe("network-create", "name-label=bonded").strip()
@@ -229,6 +229,7 @@ def test_a_bond_keeps_traffic_flowing_when_a_member_goes_down():
         port = D.xe("pif-param-get", "uuid=" + master, "param-name=device").strip()
         assert port in links() and port + "w" in links()
         D.xe("bond-destroy", "uuid=" + bond)
+        bond = None
         assert port not in links() and port + "w" not in links()
         for p in (p0, p1):
             assert D.xe("pif-param-get", "uuid=" + p,
@@ -239,4 +240,6 @@ def test_a_bond_keeps_traffic_flowing_when_a_member_goes_down():
             con.close()
         if vm:
             D.xe_run("vm-uninstall", "uuid=" + vm, "--force")
+        if bond and D.running():
+            D.xe_run("bond-destroy", "uuid=" + bond)  # its port goes with it
         sw.cleanup()

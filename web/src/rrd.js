@@ -38,6 +38,16 @@ export function parseXport(text) {
   return { start: num('start'), step: num('step'), end: num('end'), columns, rows };
 }
 
+// coarse's rows older than fine's first row, then fine's rows: one table
+// (fine alone when the two do not have the same columns).
+export function mergeTables(coarse, fine) {
+  const same = coarse.columns.length === fine.columns.length &&
+    coarse.columns.every((c, i) => c.name === fine.columns[i].name && c.uuid === fine.columns[i].uuid);
+  if (!same || !fine.rows.length) return same ? coarse : fine;
+  const first = fine.rows[0].t;
+  return { ...fine, start: coarse.start, rows: coarse.rows.filter((r) => r.t < first).concat(fine.rows) };
+}
+
 // Columns of one owner (uuid) whose name matches re: their indexes.
 export function columnsOf(table, uuid, re) {
   const out = [];
