@@ -417,7 +417,58 @@ int xe_cmd_vm_export(xe_ctx *ctx, xn_error **err)
 	return xva_transfer(ctx, false, err);
 }
 
+/* The import format= names, else the file name's extension says
+ * (NULL: an XVA). */
+static const char *image_format(xe_ctx *ctx, xn_error **err)
+{
+	static const char *const ext[][2] = {{".ova", "ova"},   {".qcow2", "qcow2"},
+					     {".vmdk", "vmdk"}, {".vhd", "vhd"},
+					     {".img", "raw"},   {".raw", "raw"}};
+	const char *f = xe_arg(ctx->args, "format");
+	const char *file = xe_arg(ctx->args, "filename");
+	if (f)
+		return strcmp(f, "xva") == 0 ? NULL : f;
+	size_t n = file ? strlen(file) : 0;
+	for (size_t i = 0; i < XN_ARRAY_LEN(ext); i++) {
+		size_t m = strlen(ext[i][0]);
+		if (n > m && strcasecmp(file + n - m, ext[i][0]) == 0)
+			return ext[i][1];
+	}
+	(void)err;
+	return NULL;
+}
+
+/* vm-import of a bare disk image or an OVA: PUT /import_image. */
+static int image_import(xe_ctx *ctx, const char *format, xn_error **err)
+{
+	const char *file = xe_arg(ctx->args, "filename");
+	bool created = false;
+	struct xfer x = {.ctx = ctx, .import = true, .shown = -1,
+			 .progress = xe_arg_flag(ctx->args, "progress")};
+	if ((x.fd = open_file(file, true, &created, err)) < 0)
+		return -1;
+	XN_AUTOFREE char *q1 = query_arg("format", format);
+	XN_AUTOFREE char *q2 = query_arg("sr_uuid", xe_arg(ctx->args, "sr-uuid"));
+	const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+	XN_AUTOFREE char *stem = xn_strndup(base, strcspn(base, "."));
+	const char *label = xe_arg(ctx->args, "name-label");
+	bool named_inside = strcmp(format, "ova") == 0 || strcmp(file, "-") == 0;
+	XN_AUTOFREE char *q3 = query_arg("name", label ? label : named_inside ? NULL : stem);
+	XN_AUTOFREE char *query = xn_asprintf("%s%s%s", q1, q2, q3);
+	XN_AUTOFREE char *url = transfer_url(ctx, "/import_image", query);
+	int rc = run(&x, url, err);
+	if (strcmp(file, "-") != 0)
+		close(x.fd);
+	free(x.task);
+	json_t *ref = rc == 0 ? json_stringn(x.error.data ? x.error.data : "", x.error.len) : NULL;
+	xn_buf_reset(&x.error);
+	return rc < 0 ? rc : xe_print_new_uuid(ctx, "VM", ref, err);
+}
+
 int xe_cmd_vm_import(xe_ctx *ctx, xn_error **err)
 {
+	const char *format = image_format(ctx, err);
+	if (format && !xe_arg_flag(ctx->args, "metadata"))
+		return image_import(ctx, format, err);
 	return xva_transfer(ctx, true, err);
 }
