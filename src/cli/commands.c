@@ -68,6 +68,12 @@ static const xe_cmd handwritten[] = {
 	 "from the file name's extension, .xva or none: XVA) imports an OVA/OVF package or a "
 	 "bare disk image as a new BIOS-booting VM named name-label. Prints the new VM's uuid.",
 	 NULL},
+	{"p2v", xe_cmd_p2v, "source", "name-label sr-uuid progress", XE_CMD_STANDARD,
+	 "Convert a Linux root file system into a new VM: source= a directory, a tarball "
+	 "(tar, tar.gz, tar.xz) or ssh://[user@]host (read with tar over ssh). A disk sized to "
+	 "fit is made on sr-uuid, fstab and root= point at /dev/vda, and the VM boots the "
+	 "guest's own /boot kernel (else the built-in one). The source is only read. Prints the "
+	 "new VM's uuid.", NULL},
 	{"vbd-create", xe_cmd_vbd_create, "vm-uuid device", "vdi-uuid bootable type mode",
 	 XE_CMD_STANDARD,
 	 "Attach a disk (or an empty drive) to a VM as device N; prints the VBD's uuid.", NULL},

@@ -33,6 +33,7 @@
 #include "util/uuid.h"
 #include "vm/ova_package.h"
 #include "vm/ovf.h"
+#include "vm/p2v.h"
 
 #define MAX_WAITING (32 << 20)   /* body bytes not yet on disk */
 #define MiB (1024LL * 1024)
@@ -42,6 +43,7 @@ struct imp {
 	xn_http_req *req;            /* NULL once answered or gone */
 	char *task, *sr, *format, *name;
 	char *dir, *spool;           /* the private directory, the upload in it */
+	char *boot_dir;              /* rootfs: where the guest's kernel is copied */
 	uv_file fd;
 	int64_t received, waiting;
 	bool body_done, paused, answered;
@@ -87,6 +89,7 @@ static void imp_free(struct imp *im)
 	free(im->name);
 	free(im->dir);
 	free(im->spool);
+	free(im->boot_dir);
 	json_decref(im->desc);
 	json_decref(im->convert);
 	xn_xva_plan_free(im->plan);
@@ -173,10 +176,31 @@ static int inspect_ova(struct imp *im, xn_error **err)
 	return 0;
 }
 
+/* Thread: a root file system's tar (P2V) made into an ext4 disk image. */
+static int inspect_rootfs(struct imp *im, xn_error **err)
+{
+	json_t *built = xn_p2v_build(im->spool, im->dir, im->boot_dir, err);
+	if (!built)
+		return -1;
+	if (!json_object_get(built, "kernel")) { /* none of its own: the built-in one */
+		XN_AUTOFREE char *k = xn_asprintf("%s/boot/tiny-linux/vmlinuz", im->h->data_dir);
+		XN_AUTOFREE char *r = xn_asprintf("%s/boot/tiny-linux/initrd.img", im->h->data_dir);
+		json_object_set_new(built, "kernel", json_string(k));
+		json_object_set_new(built, "ramdisk", json_string(r));
+	}
+	im->desc = json_pack("{s:s,s:i,s:I,s:[],s:[{s:s}],s:o}", "name", "P2V", "vcpus", 1,
+			     "memory", (json_int_t)(256 * MiB), "images", "nics", "network",
+			     "Pool-wide network", "pv", built);
+	return add_disk(json_object_get(im->desc, "images"),
+			json_string_value(json_object_get(built, "image")), "raw", 0, err);
+}
+
 static int inspect(struct imp *im, xn_error **err)
 {
 	if (strcmp(im->format, "ova") == 0)
 		return inspect_ova(im, err);
+	if (strcmp(im->format, "rootfs") == 0)
+		return inspect_rootfs(im, err);
 	im->desc = json_pack("{s:s,s:i,s:I,s:[],s:[{s:s}]}", "name", "Imported VM", "vcpus", 1,
 			     "memory", (json_int_t)(256 * MiB), "images", "nics", "network",
 			     "Pool-wide network");
@@ -223,6 +247,15 @@ static json_t *vm_object(struct imp *im)
 		"HVM_boot_policy", "BIOS order", "HVM_boot_params", "order", "c", "domain_type",
 		"hvm", "actions_after_shutdown", "destroy", "actions_after_reboot", "restart",
 		"actions_after_crash", "restart", "other_config", "import-format", im->format);
+	json_t *pv = json_object_get(im->desc, "pv");
+	if (pv) { /* P2V: direct boot of the guest's kernel, root on the virtio disk */
+		json_object_set_new(vm, "PV_kernel", json_incref(json_object_get(pv, "kernel")));
+		json_t *rd = json_object_get(pv, "ramdisk");
+		json_object_set_new(vm, "PV_ramdisk", rd ? json_incref(rd) : json_string(""));
+		json_object_set_new(vm, "PV_args", json_incref(json_object_get(pv, "args")));
+		json_object_set_new(vm, "domain_type", json_string("pv"));
+		json_object_set_new(vm, "name_description", json_string("Converted by P2V"));
+	}
 	return obj("VM", "Ref:0", vm);
 }
 
@@ -341,6 +374,8 @@ static void maybe_end(struct imp *im)
 	XN_AUTOERR xn_error *rerr = NULL;
 	if (im->dir && xn_rm_rf(im->dir, &rerr) < 0)
 		xn_warn("import_image: %s", rerr->message);
+	if (im->err && im->boot_dir)
+		xn_rm_rf(im->boot_dir, NULL);
 	if (im->task)
 		xn_xfer_finish_vm(im->h, im->req, im->task, im->err, im->vm);
 	else if (im->req)
@@ -415,7 +450,7 @@ static void on_gone(void *ud)
 
 static int prepare(struct imp *im, xn_error **err)
 {
-	static const char *const formats[] = {"ova", "raw", "qcow2", "vhd", "vmdk", NULL};
+	static const char *const formats[] = {"ova", "raw", "qcow2", "vhd", "vmdk", "rootfs", NULL};
 	const char *f = xn_http_req_query(im->req, "format");
 	size_t i = 0;
 	while (formats[i] && !xn_streq(formats[i], f))
@@ -436,6 +471,7 @@ static int prepare(struct imp *im, xn_error **err)
 	XN_AUTOFREE char *id = xn_uuid_new();
 	im->dir = xn_asprintf("%s/transfer/import-%s", im->h->data_dir, id);
 	im->spool = xn_asprintf("%s/upload", im->dir);
+	im->boot_dir = xn_asprintf("%s/boot/p2v-%s", im->h->data_dir, id);
 	if (xn_mkdir_p(im->dir, 0700, err) < 0)
 		return -1;
 	im->fd = open(im->spool, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
