@@ -85,3 +85,29 @@ void xn_xfer_progress(xn_host *h, const char *task, double progress)
 	if (xn_db_commit(h->db, cs, &err) < 0)
 		xn_debug("transfer: task progress: %s", err->message);
 }
+
+xn_error *xn_xfer_cut_short(int64_t received)
+{
+	XN_AUTOFREE char *msg = xn_asprintf("the upload ended after %lld bytes", (long long)received);
+	xn_error *err = NULL;
+	xn_fail(&err, "IMPORT_ERROR_GENERIC", msg, NULL);
+	return err;
+}
+
+void xn_xfer_finish_vm(xn_host *h, xn_http_req *req, const char *task, const xn_error *err,
+		       const char *vm)
+{
+	xn_changes *cs = xn_changes_new(h->db);
+	json_t *result = json_pack("[s]", vm ? vm : "");
+	xn_task_settle(cs, task, err, result, xn_type_parse("VM ref set"));
+	json_decref(result);
+	XN_AUTOERR xn_error *cerr = NULL;
+	if (xn_db_commit(h->db, cs, &cerr) < 0)
+		xn_warn("import: cannot settle task %s: %s", task, cerr->message);
+	if (req && err) {
+		xn_xfer_answer_error(req, task, err);
+	} else if (req) {
+		XN_AUTOFREE char *hdr = xn_xfer_task_header(task);
+		xn_http_respond_headers(req, 200, "text/plain", hdr, vm, strlen(vm));
+	}
+}

@@ -21,4 +21,12 @@ void xn_xfer_answer_error(xn_http_req *req, const char *task, const xn_error *er
 /* Commit a task's progress (0 to 1); failures are only logged. */
 void xn_xfer_progress(xn_host *h, const char *task, double progress);
 
+/* The error of an upload whose client went away after received bytes. */
+xn_error *xn_xfer_cut_short(int64_t received);
+/* The end of a VM import: settle task (result: the VM ref set, or err)
+ * and, if req is still there, answer it: the error, or 200 with the
+ * VM's ref as the body. err is borrowed. */
+void xn_xfer_finish_vm(xn_host *h, xn_http_req *req, const char *task, const xn_error *err,
+		       const char *vm);
+
 #endif

@@ -342,6 +342,7 @@ int xe_cmd_vdi_import(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vdi_export(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vm_export(xe_ctx *ctx, xn_error **err);
 int xe_cmd_vm_import(xe_ctx *ctx, xn_error **err);
+int xe_cmd_p2v(xe_ctx *ctx, xn_error **err);
 /* Local users (cmd_user.c). */
 int xe_cmd_user_add(xe_ctx *ctx, xn_error **err);
 int xe_cmd_user_remove(xe_ctx *ctx, xn_error **err);

@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -417,7 +419,102 @@ int xe_cmd_vm_export(xe_ctx *ctx, xn_error **err)
 	return xva_transfer(ctx, false, err);
 }
 
+/* The import format= names, else the file name's extension says
+ * (NULL: an XVA). */
+static const char *image_format(xe_ctx *ctx, xn_error **err)
+{
+	static const char *const ext[][2] = {{".ova", "ova"},   {".qcow2", "qcow2"},
+					     {".vmdk", "vmdk"}, {".vhd", "vhd"},
+					     {".img", "raw"},   {".raw", "raw"}};
+	const char *f = xe_arg(ctx->args, "format");
+	const char *file = xe_arg(ctx->args, "filename");
+	if (f)
+		return strcmp(f, "xva") == 0 ? NULL : f;
+	size_t n = file ? strlen(file) : 0;
+	for (size_t i = 0; i < XN_ARRAY_LEN(ext); i++) {
+		size_t m = strlen(ext[i][0]);
+		if (n > m && strcasecmp(file + n - m, ext[i][0]) == 0)
+			return ext[i][1];
+	}
+	(void)err;
+	return NULL;
+}
+
+/* Upload fd (-1: the file filename= names) to PUT /import_image as
+ * format; the new VM's uuid is printed. */
+static int image_import(xe_ctx *ctx, const char *format, int fd, xn_error **err)
+{
+	const char *file = xe_arg(ctx->args, "filename");
+	bool created = false;
+	struct xfer x = {.ctx = ctx, .import = true, .shown = -1, .fd = fd,
+			 .progress = xe_arg_flag(ctx->args, "progress")};
+	if (fd < 0 && (x.fd = open_file(file, true, &created, err)) < 0)
+		return -1;
+	const char *name = file ? file : xe_arg(ctx->args, "source");
+	const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+	XN_AUTOFREE char *stem = xn_strndup(base, strcspn(base, "."));
+	const char *label = xe_arg(ctx->args, "name-label");
+	bool named_inside = strcmp(format, "ova") == 0 || strcmp(name, "-") == 0 || !*stem;
+	XN_AUTOFREE char *q1 = query_arg("format", format);
+	XN_AUTOFREE char *q2 = query_arg("sr_uuid", xe_arg(ctx->args, "sr-uuid"));
+	XN_AUTOFREE char *q3 = query_arg("name", label ? label : named_inside ? NULL : stem);
+	XN_AUTOFREE char *query = xn_asprintf("%s%s%s", q1, q2, q3);
+	XN_AUTOFREE char *url = transfer_url(ctx, "/import_image", query);
+	int rc = run(&x, url, err);
+	if (fd < 0 && strcmp(file, "-") != 0)
+		close(x.fd);
+	free(x.task);
+	json_t *ref = rc == 0 ? json_stringn(x.error.data ? x.error.data : "", x.error.len) : NULL;
+	xn_buf_reset(&x.error);
+	return rc < 0 ? rc : xe_print_new_uuid(ctx, "VM", ref, err);
+}
+
 int xe_cmd_vm_import(xe_ctx *ctx, xn_error **err)
 {
+	const char *format = image_format(ctx, err);
+	if (format && !xe_arg_flag(ctx->args, "metadata"))
+		return image_import(ctx, format, -1, err);
 	return xva_transfer(ctx, true, err);
+}
+
+/* p2v source=DIR|TARBALL|ssh://[user@]host: a root file system as a tar
+ * (tar reads a directory, ssh runs tar on the machine; a tarball goes as
+ * it is) uploaded as format=rootfs. The source is only read. */
+int xe_cmd_p2v(xe_ctx *ctx, xn_error **err)
+{
+	const char *src = xe_arg(ctx->args, "source");
+	struct stat st;
+	bool remote = strncmp(src, "ssh://", 6) == 0;
+	if (!remote && stat(src, &st) < 0)
+		return xe_fail(err, "Cannot read source '%s': %s", src, strerror(errno));
+	if (!remote && !S_ISDIR(st.st_mode)) {
+		XN_AUTOCLOSE int fd = open(src, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return xe_fail(err, "Cannot read source '%s': %s", src, strerror(errno));
+		return image_import(ctx, "rootfs", fd, err);
+	}
+	char *local[] = {"tar", "-C", (char *)src, "--numeric-owner", "--one-file-system",
+			 "-cf", "-", ".", NULL};
+	char *ssh[] = {"ssh", "-o", "BatchMode=yes", (char *)src + 6, "tar", "-C", "/",
+		       "--numeric-owner", "--one-file-system", "-cf", "-", ".", NULL};
+	char **argv = remote ? ssh : local;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return xe_fail(err, "pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(p[1], STDOUT_FILENO);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	int rc = pid < 0 ? xe_fail(err, "fork: %s", strerror(errno))
+			 : image_import(ctx, "rootfs", p[0], err);
+	close(p[0]);
+	int status = 0;
+	if (pid > 0 && waitpid(pid, &status, 0) == pid && rc == 0 &&
+	    !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		fprintf(stderr, "Warning: '%s' exited with status %d: the copy may be incomplete\n",
+			argv[0], WEXITSTATUS(status));
+	return rc;
 }

@@ -60,11 +60,20 @@ static const xe_cmd handwritten[] = {
 	 "Export a halted VM, a template or a snapshot (vm= name or uuid) to filename (- for "
 	 "stdout) as an XVA archive, XenServer's format; compress=true (gzip) or zstd; "
 	 "--metadata: the description only, without the disks.", NULL},
-	{"vm-import", xe_cmd_vm_import, "filename", "sr-uuid preserve metadata progress",
-	 XE_CMD_STANDARD,
+	{"vm-import", xe_cmd_vm_import, "filename",
+	 "sr-uuid preserve metadata progress format name-label", XE_CMD_STANDARD,
 	 "Import a VM from an XVA archive (plain, gzip or zstd; - for stdin), its disks on "
 	 "sr-uuid (default: the pool's default SR); preserve=true keeps its uuids and MACs; "
-	 "--metadata: a VM whose disks are here already. Prints the new VM's uuid.", NULL},
+	 "--metadata: a VM whose disks are here already. format=ova|raw|qcow2|vhd|vmdk (else "
+	 "from the file name's extension, .xva or none: XVA) imports an OVA/OVF package or a "
+	 "bare disk image as a new BIOS-booting VM named name-label. Prints the new VM's uuid.",
+	 NULL},
+	{"p2v", xe_cmd_p2v, "source", "name-label sr-uuid progress", XE_CMD_STANDARD,
+	 "Convert a Linux root file system into a new VM: source= a directory, a tarball "
+	 "(tar, tar.gz, tar.xz) or ssh://[user@]host (read with tar over ssh). A disk sized to "
+	 "fit is made on sr-uuid, fstab and root= point at /dev/vda, and the VM boots the "
+	 "guest's own /boot kernel (else the built-in one). The source is only read. Prints the "
+	 "new VM's uuid.", NULL},
 	{"vbd-create", xe_cmd_vbd_create, "vm-uuid device", "vdi-uuid bootable type mode",
 	 XE_CMD_STANDARD,
 	 "Attach a disk (or an empty drive) to a VM as device N; prints the VBD's uuid.", NULL},

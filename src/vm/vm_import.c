@@ -106,19 +106,7 @@ static void maybe_end(struct import *im)
 	if (im->err)
 		xn_info("import: %s", im->err->message);
 	remove_images(im);
-	xn_changes *cs = xn_changes_new(im->h->db);
-	json_t *result = json_pack("[s]", im->vm ? im->vm : "");
-	xn_task_settle(cs, im->task, im->err, result, xn_type_parse("VM ref set"));
-	json_decref(result);
-	XN_AUTOERR xn_error *cerr = NULL;
-	if (xn_db_commit(im->h->db, cs, &cerr) < 0)
-		xn_warn("import: cannot settle task %s: %s", im->task, cerr->message);
-	if (im->req && im->err) {
-		xn_xfer_answer_error(im->req, im->task, im->err);
-	} else if (im->req) {
-		XN_AUTOFREE char *hdr = xn_xfer_task_header(im->task);
-		xn_http_respond_headers(im->req, 200, "text/plain", hdr, im->vm, strlen(im->vm));
-	}
+	xn_xfer_finish_vm(im->h, im->req, im->task, im->err, im->vm);
 	im->req = NULL;
 	uv_close((uv_handle_t *)&im->timer, timer_closed);
 }
@@ -194,11 +182,7 @@ static void on_gone(void *ud)
 {
 	struct import *im = ud;
 	im->req = NULL;
-	XN_AUTOFREE char *msg = xn_asprintf("the upload ended after %lld bytes",
-					    (long long)im->received);
-	xn_error *err = NULL;
-	xn_fail(&err, "IMPORT_ERROR_GENERIC", msg, NULL);
-	fail(im, err);
+	fail(im, xn_xfer_cut_short(im->received));
 	maybe_end(im);
 }
 
@@ -282,27 +266,29 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- the request ------------------------------------------------------------- */
 
-/* The SR the disks go to: sr_id's or sr_uuid's, else the pool's default. */
-static int find_sr(struct import *im, xn_error **err)
+char *xn_import_sr(xn_host *h, xn_http_req *req, xn_error **err)
 {
-	xn_host *h = im->h;
-	const char *ref = xn_http_req_query(im->req, "sr_id");
-	const char *uuid = xn_http_req_query(im->req, "sr_uuid");
+	const char *ref = xn_http_req_query(req, "sr_id");
+	const char *uuid = xn_http_req_query(req, "sr_uuid");
 	const xn_class *c = xn_model_class("SR");
 	const char *sr = ref && xn_db_class_of(h->db, ref) == c ? ref
 			 : uuid ? xn_db_ref_by_uuid(h->db, c, uuid)
 			 : ref ? NULL
 			       : xn_db_str(h->db, h->pool_ref, "default_SR");
-	if (!ref && !uuid && xn_ref_is_null(sr))
-		return xn_fail(err, "DEFAULT_SR_NOT_FOUND", sr ? sr : "", NULL);
-	if (!sr || !xn_db_get(h->db, sr))
-		return xn_fail(err, uuid ? "UUID_INVALID" : "HANDLE_INVALID", "SR",
-			       uuid ? uuid : ref, NULL);
+	if (!ref && !uuid && xn_ref_is_null(sr)) {
+		xn_fail(err, "DEFAULT_SR_NOT_FOUND", sr ? sr : "", NULL);
+		return NULL;
+	}
+	if (!sr || !xn_db_get(h->db, sr)) {
+		xn_fail(err, uuid ? "UUID_INVALID" : "HANDLE_INVALID", "SR", uuid ? uuid : ref, NULL);
+		return NULL;
+	}
 	const xn_sr_ops *ops = xn_sr_ops_of(h, sr);
-	if (!ops || ops->read_only)
-		return xn_fail(err, "INVALID_VALUE", "sr_id", sr, NULL);
-	im->sr = xn_strdup(sr);
-	return 0;
+	if (!ops || ops->read_only) {
+		xn_fail(err, "INVALID_VALUE", "sr_id", sr, NULL);
+		return NULL;
+	}
+	return xn_strdup(sr);
 }
 
 static int prepare(struct import *im, xn_error **err)
@@ -313,7 +299,7 @@ static int prepare(struct import *im, xn_error **err)
 	if (role < XN_ROLE_VM_ADMIN)
 		return xn_fail(err, "RBAC_PERMISSION_DENIED", "http/put_import",
 			       "the role of this session does not allow the call", NULL);
-	if (find_sr(im, err) < 0)
+	if (!(im->sr = xn_import_sr(im->h, im->req, err)))
 		return -1;
 	im->task = xn_xfer_task(im->h, im->req, "import", err);
 	if (!im->task)
@@ -379,4 +365,5 @@ void xn_xva_register(xn_host *h)
 {
 	xn_vm_export_register(h);
 	xn_vm_import_register(h);
+	xn_vm_import_image_register(h);
 }

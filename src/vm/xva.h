@@ -22,6 +22,12 @@
 void xn_xva_register(xn_host *h);
 void xn_vm_export_register(xn_host *h);
 void xn_vm_import_register(xn_host *h);
+/* PUT /import_image: a VM from a bare disk image or an OVA (vm_import_image.c). */
+void xn_vm_import_image_register(xn_host *h);
+
+/* The SR an import's disks go to: the request's sr_id or sr_uuid, else
+ * the pool's default SR; it must be writable. Caller frees. */
+char *xn_import_sr(xn_host *h, xn_http_req *req, xn_error **err);
 
 /* ---- ova.xml (xva_header.c) -------------------------------------------- */
 
