@@ -28,6 +28,12 @@
 
 enum qga_state { S_CLOSED, S_CONNECTING, S_UNSYNCED, S_SYNCING, S_SYNCED };
 
+/* Handshakes left unanswered in a row before the socket is closed and
+ * opened again: QEMU holds what it cannot pass to a guest whose agent
+ * has not opened its port, and drops it with the connection, so a guest
+ * without an agent never makes it hold more than a few of them. */
+#define SILENT_SYNCS_MAX 4
+
 #define READ_CHUNK 65536
 
 typedef struct qga_cmd {
@@ -48,6 +54,7 @@ struct xn_qga {
 	bool inflight;        /* the head was sent and awaits its answer */
 	bool after_ff;        /* SYNCING: the agent's 0xFF has been seen */
 	bool released;
+	int silent_syncs;     /* handshakes unanswered in a row */
 	int open_handles;
 	uv_pipe_t pipe;
 	uv_connect_t connect;
@@ -95,13 +102,21 @@ static void fail_cmd(qga_cmd *c, const char *why)
 	answer(c, NULL, NULL, err);
 }
 
-/* Fail every command, including those their callbacks queue meanwhile. */
+/* Fail every command, including those their callbacks queue meanwhile.
+ * A command the agent answers only on failure that was sent has not
+ * failed: after guest-shutdown the socket closes because QEMU exits. */
 static void fail_all(xn_qga *g, const char *why)
 {
 	uv_timer_stop(&g->timer);
+	bool sent = g->inflight;
 	qga_cmd *c;
-	while ((c = pop(g)))
-		fail_cmd(c, why);
+	while ((c = pop(g))) {
+		if (sent && (c->flags & XN_QGA_NO_SUCCESS_REPLY))
+			answer(c, json_null(), NULL, NULL);
+		else
+			fail_cmd(c, why);
+		sent = false;
+	}
 }
 
 /* ---- the socket ---- */
@@ -167,7 +182,12 @@ static void on_timer(uv_timer_t *t)
 	xn_qga *g = t->data;
 	if (g->state == S_SYNCING) {
 		g->state = S_UNSYNCED;
-		fail_all(g, "the guest agent does not answer");
+		if (++g->silent_syncs >= SILENT_SYNCS_MAX) {
+			g->silent_syncs = 0;
+			drop_connection(g, "the guest agent does not answer");
+		} else {
+			fail_all(g, "the guest agent does not answer");
+		}
 		return;
 	}
 	if (g->state != S_SYNCED || !g->inflight)
@@ -207,6 +227,7 @@ static void sync_line(xn_qga *g, json_t *msg)
 	if (!json_is_integer(ret) || json_integer_value(ret) != g->sync_id)
 		return; /* an older handshake's echo, or noise: wait for the next 0xFF */
 	g->state = S_SYNCED;
+	g->silent_syncs = 0;
 	uv_timer_stop(&g->timer);
 	kick(g);
 }

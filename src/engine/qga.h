@@ -40,7 +40,8 @@ typedef void (*xn_qga_reply_fn)(void *ud, json_t *ret, json_t *agent_err, const 
 /* Command flags. */
 enum {
 	/* The agent answers only failures (guest-shutdown): no answer
-	 * within the timeout is success (ret is then JSON null). */
+	 * within the timeout, or the socket closing once it was sent (QEMU
+	 * exiting), is success (ret is then JSON null). */
 	XN_QGA_NO_SUCCESS_REPLY = 1,
 };
 

@@ -26,6 +26,7 @@ typedef struct fake {
 	xn_buf in;            /* bytes from the client not processed yet */
 	int syncs;            /* handshakes answered */
 	int commands;         /* other requests answered or not */
+	int accepts;          /* connections */
 	bool old_echo;        /* echo a stale handshake id before the real one */
 } fake;
 
@@ -90,9 +91,14 @@ static void fake_answer(fake *f, json_t *req)
 		fake_write(f, x, n + 1);
 		fake_writef(f, "{\"return\": \"after\", \"id\": %lld}\n", id);
 	} else if (xn_streq(cmd, "guest-shutdown")) {
-		if (xn_streq(json_string_value(json_object_get(args, "mode")), "bad"))
+		const char *mode = json_string_value(json_object_get(args, "mode"));
+		if (xn_streq(mode, "bad"))
 			fake_writef(f, "{\"error\": {\"class\": \"GenericError\", "
 				       "\"desc\": \"mode is invalid\"}, \"id\": %lld}\n", id);
+		if (xn_streq(mode, "exit")) { /* the guest is gone, and so is QEMU */
+			uv_close((uv_handle_t *)&f->client, NULL);
+			f->connected = false;
+		}
 	} else if (xn_streq(cmd, "close")) {
 		uv_close((uv_handle_t *)&f->client, NULL);
 		f->connected = false;
@@ -150,6 +156,7 @@ static void fake_accept(uv_stream_t *server, int status)
 	f->client.data = f;
 	CHECK(uv_accept(server, (uv_stream_t *)&f->client) == 0);
 	f->connected = true;
+	f->accepts++;
 	xn_buf_reset(&f->in);
 	uv_read_start((uv_stream_t *)&f->client, fake_alloc, fake_read);
 	/* What an earlier agent left behind, before any handshake. */
@@ -265,6 +272,8 @@ TEST(test_agent_starting_late)
 	/* a second batch: another handshake, still unanswered */
 	run(g, "guest-ping", NULL, 0, 300, &a[0]);
 	CHECK(a[0].err != NULL);
+	CHECK(f.accepts == 1);
+	CHECK(f.in.len > 0 && f.in.len < 200); /* the two handshakes, held */
 	fake_wake(&f);
 	f.old_echo = true;
 	run(g, "echo", json_pack("{s:s}", "v", "fresh"), 0, 2000, &a[0]);
@@ -273,6 +282,28 @@ TEST(test_agent_starting_late)
 	CHECK(f.syncs == 3); /* the two old handshakes are answered too, and ignored */
 	CHECK(f.commands == 1); /* the old batch never left the client */
 	answer_reset(&a[0]);
+	xn_qga_close(g);
+	fake_stop(&f);
+}
+
+/* Nobody ever answers: after a few handshakes the client connects anew,
+ * so what QEMU holds for the guest stays small. */
+TEST(test_silent_agent_bounded)
+{
+	XN_AUTOFREE char *path = sock_path("silent.sock");
+	fake f;
+	fake_start(&f, path, false);
+	xn_qga *g = xn_qga_new(&loop, path);
+	answer a = {0};
+	size_t most = 0;
+	for (int i = 0; i < 9; i++) {
+		run(g, "guest-ping", NULL, 0, 100, &a);
+		CHECK(a.err != NULL);
+		most = f.in.len > most ? f.in.len : most;
+	}
+	CHECK(f.accepts == 3);
+	CHECK(most > 0 && most < 400);
+	answer_reset(&a);
 	xn_qga_close(g);
 	fake_stop(&f);
 }
@@ -328,8 +359,18 @@ TEST(test_reconnect)
 	wait_for(&b.done, 5000);
 	CHECK(a.err && strstr(a.err, "closed"));
 	CHECK(b.err != NULL);
+	answer_reset(&b);
 	run(g, "echo", json_pack("{s:b}", "again", 1), 0, 2000, &a);
 	CHECK_STR(a.ret, "{\"again\":true}");
+	/* after guest-shutdown, the socket closing is success; what waits
+	 * behind it fails */
+	xn_qga_command(g, "guest-shutdown", json_pack("{s:s}", "mode", "exit"),
+		       XN_QGA_NO_SUCCESS_REPLY, 5000, on_answer, &b);
+	answer_reset(&a);
+	xn_qga_command(g, "guest-ping", NULL, 0, 5000, on_answer, &a);
+	wait_for(&a.done, 5000);
+	CHECK(b.done && b.ret && !b.err);
+	CHECK(a.err != NULL);
 	answer_reset(&a);
 	answer_reset(&b);
 	xn_qga_close(g);
@@ -374,6 +415,7 @@ int main(void)
 	CHECK(mkdtemp(dir) != NULL);
 	RUN(test_no_socket_fails_at_once);
 	RUN(test_agent_starting_late);
+	RUN(test_silent_agent_bounded);
 	RUN(test_answers);
 	RUN(test_reconnect);
 	RUN(test_close_inside_a_callback);
