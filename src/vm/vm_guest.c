@@ -224,8 +224,28 @@ static const char *metrics_of(xn_host *h, const char *vm)
 		       : NULL;
 }
 
+static long long map_ll(json_t *map, const char *key)
+{
+	const char *s = json_string_value(json_object_get(map, key));
+	return s ? strtoll(s, NULL, 10) : -1;
+}
+
+/* Whether a new value of field k is worth no write: equal, or for memory
+ * (whose free part moves all the time) the same total and free within
+ * 1/16 of it. A database commit per VM every poll would cost an fsync
+ * and an event each time; xapi leaves memory out of its checks too. */
+static bool unchanged(const char *k, json_t *new, json_t *old)
+{
+	if (json_equal(new, old))
+		return true;
+	if (strcmp(k, "memory") != 0 || json_object_size(new) != json_object_size(old))
+		return false;
+	long long total = map_ll(new, "total"), diff = map_ll(new, "free") - map_ll(old, "free");
+	return total > 0 && total == map_ll(old, "total") && (diff < 0 ? -diff : diff) * 16 <= total;
+}
+
 /* Set fields (taken over) on the VM's guest metrics, made if missing,
- * with last_updated; nothing is written if every field is as stored. */
+ * with last_updated; nothing is written if every field is unchanged. */
 static void store(xn_host *h, const char *vm, json_t *fields)
 {
 	const char *gm = metrics_of(h, vm);
@@ -233,7 +253,7 @@ static void store(xn_host *h, const char *vm, json_t *fields)
 	const char *k;
 	json_t *v;
 	json_object_foreach(fields, k, v)
-		same = same && json_equal(v, xn_db_field(h->db, gm, k));
+		same = same && unchanged(k, v, xn_db_field(h->db, gm, k));
 	if (same || !xn_db_get(h->db, vm)) {
 		json_decref(fields);
 		return;
