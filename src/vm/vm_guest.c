@@ -287,11 +287,17 @@ void xn_vm_guest_halted(xn_host *h, xn_changes *cs, const char *vm_ref)
 	json_t *fields = liveness(false);
 	json_object_set_new(fields, "networks", json_object());
 	json_object_set_new(fields, "memory", json_object());
+	bool changed = false;
 	const char *k;
 	json_t *v;
-	json_object_foreach(fields, k, v)
-		if (!json_equal(v, xn_db_field(h->db, gm, k)))
+	json_object_foreach(fields, k, v) {
+		if (!json_equal(v, xn_db_field(h->db, gm, k))) {
 			xn_changes_set(cs, gm, k, json_incref(v));
+			changed = true;
+		}
+	}
+	if (changed)
+		xn_changes_set(cs, gm, "last_updated", xn_datetime_now());
 	json_decref(fields);
 }
 
