@@ -185,9 +185,18 @@ static void on_powerdown(void *ud, json_t *ret, const xn_error *err)
 	op_timer(o, left < 3000 ? left : 3000, press_again);
 }
 
+/* The agent took the request, but the guest is still there at half the
+ * timeout: the button as well. */
+static void agent_too_slow(uv_timer_t *t)
+{
+	struct op *o = t->data;
+	xn_info("vm %s: %s: still running after the guest agent's shutdown: pressing the ACPI "
+		"power button", xn_db_str(o->h->db, o->vm, "uuid"), o->name);
+	press_again(t);
+}
+
 /* The guest agent took the request (by_agent), or cannot: then the ACPI
- * power button. An agent that took it but whose guest is still there at
- * half the timeout gets the button too. */
+ * power button. */
 static void on_guest_shutdown(void *ud, bool by_agent)
 {
 	struct op *o = ud;
@@ -195,7 +204,7 @@ static void on_guest_shutdown(void *ud, bool by_agent)
 	if (!d)
 		return; /* QEMU is exiting: its exit path (stopped) ends the op */
 	if (by_agent) {
-		op_timer(o, o->h->clean_shutdown_timeout_ms / 2, press_again);
+		op_timer(o, o->h->clean_shutdown_timeout_ms / 2, agent_too_slow);
 		return;
 	}
 	xn_info("vm %s: %s: pressing the ACPI power button", d->uuid, o->name);

@@ -218,3 +218,38 @@ def test_a_vm_without_an_agent_is_flagged():
     assert re.search(r"PV-drivers-detected \( RO\)\s*: <not in database>", out), out
     D.xe("vm-shutdown", "uuid=" + C, "--force")
     assert D.power_state(C) == "halted"
+
+
+# ---- B again: an agent whose shutdown fails, or does nothing ----------------------
+
+def start_with_shutdown(vm, replacement):
+    """Boot vm with /sbin/shutdown (what qemu-ga's guest-shutdown runs)
+    covered by a bind mount of replacement, once its agent answers."""
+    if D.power_state(vm) != "running":
+        D.xe("vm-start", "uuid=" + vm)
+    wait_live(vm)
+    with D.console(vm) as c:
+        c.wait_prompt()
+        out = c.run("printf '#!/bin/sh\\n%s\\n' >/tmp/sd && chmod 755 /tmp/sd && "
+                    "mount --bind /tmp/sd /sbin/shutdown && echo ok" % replacement)
+        assert out == "ok", out
+
+
+@xenia.slow
+@xenia.time_limit(300)
+def test_acpi_when_the_agents_shutdown_fails_or_does_nothing():
+    # it fails: the agent says so, and the button is pressed at once
+    start_with_shutdown(B, "exit 1")
+    t0 = time.monotonic()
+    D.xe("vm-shutdown", "uuid=" + B, timeout=180)
+    assert D.power_state(B) == "halted"
+    assert log_lines(B, "the guest agent refused to power off")
+    assert time.monotonic() - t0 < 25
+    # it succeeds doing nothing: the button at half the 60 s timeout
+    start_with_shutdown(B, "exit 0")
+    t0 = time.monotonic()
+    D.xe("vm-shutdown", "uuid=" + B, timeout=180)
+    took = time.monotonic() - t0
+    assert D.power_state(B) == "halted"
+    assert log_lines(B, "still running after the guest agent's shutdown")
+    assert 29 <= took < 60, took
