@@ -76,10 +76,17 @@ GUEST_HOSTNAME=tiny
 #                   cloud kernel has no AHCI driver)
 #   sr_mod          SCSI CD-ROM -> /dev/sr0 (pulls in cdrom, scsi_mod)
 #   isofs           ISO 9660, to mount a CD
-#   virtio_balloon  memory ballooning: the host moves the guest's memory
-#                   between dynamic-min and dynamic-max
+#   virtio_balloon  memory balloon (the host's dynamic memory control)
+# virtio_console also carries the guest agent's channel (a virtio-serial port).
 WANTED_MODULES=(virtio_pci virtio_blk ext4 virtio_net virtio_console button evdev pvpanic_mmio
                 virtio_scsi sr_mod isofs virtio_balloon)
+
+# The guest agent: Debian's qemu-guest-agent and the packages holding the
+# shared libraries it loads (its DT_NEEDED closure, checked at build time,
+# so a new dependency fails the build instead of the guest).  Only the
+# program and those libraries are copied into the root file system.
+AGENT_PACKAGES=(qemu-guest-agent libglib2.0-0 libpcre2-8-0 libnuma1 liburing2 libudev1 libc6)
+AGENT_PORT=org.qemu.guest_agent.0
 
 # Disk layout, in 512-byte sectors: 1 GiB MBR disk, partition 1 = 24 MiB
 # FAT16 boot partition (syslinux + kernel + initrd) starting at 1 MiB,
@@ -101,7 +108,7 @@ mkdir -p "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 
 for tool in apt-cache apt-get dpkg-deb depmod cpio gzip sfdisk mkfs.fat mcopy \
-            syslinux mke2fs qemu-img; do
+            syslinux mke2fs qemu-img readelf; do
     command -v "$tool" >/dev/null || die "$tool not found (install packages.txt)"
 done
 [[ -f $SYSLINUX_MBR ]] || die "$SYSLINUX_MBR missing (install syslinux-common)"
@@ -149,6 +156,50 @@ KMOD=$WORK/kernel/lib/modules/$KREL
 cp "$WORK/kernel/boot/vmlinuz-$KREL" "$WORK/vmlinuz"
 # The package ships no modules.dep (it is made at install time): make it.
 depmod -b "$WORK/kernel" "$KREL"
+
+# --- 1b. Guest agent packages -------------------------------------------------
+# The candidate version of every agent package in one apt-cache call; each
+# .deb is fetched into the cache once (one apt-get call for all missing
+# ones) and unpacked into $WORK/agent.  Without usable apt lists, the
+# newest cached .deb of each package is used.
+AGENT_DEBS=()
+declare -A agent_want=()
+while read -r pkg ver; do
+    agent_want[$pkg]=$ver
+done < <(apt-cache show --no-all-versions "${AGENT_PACKAGES[@]}" 2>/dev/null |
+    awk '/^Package: /{p=$2} /^Version: /{print p, $2}')
+missing=()
+for pkg in "${AGENT_PACKAGES[@]}"; do
+    ver=${agent_want[$pkg]:-}
+    if [[ -z $ver ]]; then
+        # shellcheck disable=SC2012  # newest first; names are plain package names
+        deb=$(ls -t "$CACHE/${pkg}"_*_amd64.deb 2>/dev/null | head -n1 || true)
+        [[ -n $deb ]] || die "cannot resolve $pkg (run apt-get update)"
+        log "apt lists unusable; using cached $(basename "$deb")"
+    else
+        deb=$CACHE/${pkg}_${ver//:/%3a}_amd64.deb
+        [[ -f $deb ]] || missing+=("$pkg=$ver")
+    fi
+    AGENT_DEBS+=("$deb")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    log "downloading ${missing[*]}"
+    mkdir -p "$WORK/debs"
+    (cd "$WORK/debs" && apt-get download -q -o APT::Sandbox::User=root \
+        "${missing[@]}" >/dev/null)
+    for spec in "${missing[@]}"; do
+        pkg=${spec%%=*}
+        got=$WORK/debs/${pkg}_${agent_want[$pkg]//:/%3a}_amd64.deb
+        [[ -f $got ]] || die "apt-get download did not give $(basename "$got")"
+        # Drop versions of this package superseded by the new one.
+        find "$CACHE" -maxdepth 1 -name "${pkg}_*_amd64.deb" -delete
+        mv "$got" "$CACHE/"
+    done
+fi
+for deb in "${AGENT_DEBS[@]}"; do
+    dpkg-deb -x "$deb" "$WORK/agent"
+done
+AGENT_VERSION=$(dpkg-deb -f "${AGENT_DEBS[0]}" Version)
 
 # --- 2. Module selection -----------------------------------------------------
 # Produce the wanted modules plus dependencies, dependencies first (a
@@ -341,6 +392,9 @@ ip link set lo up
 if [ -e /dev/input/event0 ]; then
     acpid -c /etc/acpi -l /run/acpid.log -p /run/acpid.pid
 fi
+
+# The guest agent, in the background: it waits for its port to appear.
+/etc/init.d/qemu-ga start &
 EOF
 chmod 755 "$ROOT/etc/init.d/rcS"
 
@@ -350,6 +404,132 @@ cat >"$ROOT/etc/acpi/PWRF/00000080" <<'EOF'
 exec /sbin/poweroff
 EOF
 chmod 755 "$ROOT/etc/acpi/PWRF/00000080"
+
+# The guest agent: qemu-ga and the shared libraries it loads, copied as
+# plain files to their Debian paths from the unpacked packages.
+AG=$WORK/agent
+agent_path() {          # $1: path in $AG -> the file it names, symlinks followed
+    local p=$1 t n=0
+    while [[ -L $AG/$p ]]; do
+        t=$(readlink "$AG/$p")
+        if [[ $t == /* ]]; then p=${t#/}; else p=$(dirname "$p")/$t; fi
+        (( ++n < 10 )) || die "symlink loop at $AG/$p"
+    done
+    [[ -f $AG/$p ]] || return 1
+    echo "$AG/$p"
+}
+declare -A agent_lib_done=()
+agent_lib() {           # $1: soname; copied with its own DT_NEEDED closure
+    local soname=$1 dir file
+    [[ -n ${agent_lib_done[$soname]:-} ]] && return 0
+    agent_lib_done[$soname]=1
+    for dir in lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu; do
+        if file=$(agent_path "$dir/$soname"); then
+            install -D -m 755 "$file" "$ROOT/$dir/$soname"
+            agent_needed "$ROOT/$dir/$soname"
+            return 0
+        fi
+    done
+    die "qemu-ga needs $soname, which none of ${AGENT_PACKAGES[*]} provides"
+}
+agent_needed() {        # $1: ELF file; copy every library it names
+    local soname
+    for soname in $(readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
+        agent_lib "$soname"
+    done
+}
+install -D -m 755 "$(agent_path usr/sbin/qemu-ga)" "$ROOT/usr/sbin/qemu-ga"
+agent_needed "$ROOT/usr/sbin/qemu-ga"
+# The program interpreter, at the path the program names (PT_INTERP).
+interp=$(readelf -l "$ROOT/usr/sbin/qemu-ga" | sed -n 's/.*interpreter: \(.*\)\]$/\1/p')
+[[ $interp == /* ]] || die "cannot read qemu-ga's program interpreter"
+agent_lib "$(basename "$interp")"
+if [[ ! -e $ROOT$interp ]]; then
+    mkdir -p "$(dirname "$ROOT$interp")"
+    ln -s "/lib/x86_64-linux-gnu/$(basename "$interp")" "$ROOT$interp"
+fi
+
+cat >"$ROOT/etc/init.d/qemu-ga" <<EOF
+#!/bin/sh
+# The QEMU guest agent on the virtio-serial port the host names
+# $AGENT_PORT.  There is no udev here: the port is found by its
+# name in sysfs and given the /dev/virtio-ports/ link udev would make.
+#   /etc/init.d/qemu-ga start|stop
+NAME=$AGENT_PORT
+PIDFILE=/run/qemu-ga.pid
+EOF
+cat >>"$ROOT/etc/init.d/qemu-ga" <<'EOF'
+
+find_port() {
+    for p in /sys/class/virtio-ports/vport*; do
+        [ -r "$p/name" ] || continue
+        read -r n <"$p/name"
+        if [ "$n" = "$NAME" ]; then
+            port=/dev/${p##*/}
+            return 0
+        fi
+    done
+    return 1
+}
+
+running() {
+    [ -r $PIDFILE ] && read -r pid <$PIDFILE && [ -d /proc/"$pid" ]
+}
+
+case $1 in
+start)
+    running && exit 0
+    # The host announces its ports a little after the driver loads.
+    tries=60
+    until find_port; do
+        if [ $tries -le 0 ]; then
+            echo "qemu-ga: no virtio-serial port $NAME"
+            exit 1
+        fi
+        tries=$((tries - 1))
+        usleep 50000
+    done
+    mkdir -p /dev/virtio-ports
+    ln -sf "$port" "/dev/virtio-ports/$NAME"
+    exec /usr/sbin/qemu-ga --daemonize --method=virtio-serial \
+        --path="/dev/virtio-ports/$NAME" --pidfile=$PIDFILE \
+        --logfile=/run/qemu-ga.log --statedir=/run
+    ;;
+stop)
+    running || exit 0
+    kill "$pid"
+    tries=40
+    while [ -d /proc/"$pid" ] && [ $tries -gt 0 ]; do
+        tries=$((tries - 1))
+        usleep 50000
+    done
+    ! [ -d /proc/"$pid" ]
+    ;;
+*)
+    echo "usage: $0 start|stop" >&2
+    exit 2
+    ;;
+esac
+EOF
+chmod 755 "$ROOT/etc/init.d/qemu-ga"
+
+# qemu-ga's guest-shutdown runs `/sbin/shutdown -h -P|-H|-r +0 MESSAGE`;
+# busybox has poweroff, halt and reboot but no shutdown.
+cat >"$ROOT/sbin/shutdown" <<'EOF'
+#!/bin/sh
+# shutdown(8) for busybox: -P power off (the default), -H halt, -r reboot,
+# always at once (a time or message argument is ignored).
+action=poweroff
+for arg in "$@"; do
+    case $arg in
+        -P) action=poweroff ;;
+        -H) action=halt ;;
+        -r) action=reboot ;;
+    esac
+done
+exec /sbin/$action
+EOF
+chmod 755 "$ROOT/sbin/shutdown"
 
 cat >"$ROOT/etc/profile" <<'EOF'
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin
@@ -452,7 +632,7 @@ qemu-img convert -f raw -O qcow2 "$RAW" "$WORK/disk.qcow2"
 
 # --- 7. Publish --------------------------------------------------------------
 cat >"$WORK/manifest.json" <<EOF
-{"kernel":"vmlinuz","ramdisk":"initrd.img","disk":"disk.qcow2","kernel_version":"$KREL","args":"$KERNEL_ARGS","kernel_package":"$kpkg","kernel_package_version":"$kver"}
+{"kernel":"vmlinuz","ramdisk":"initrd.img","disk":"disk.qcow2","kernel_version":"$KREL","args":"$KERNEL_ARGS","kernel_package":"$kpkg","kernel_package_version":"$kver","agent_package_version":"$AGENT_VERSION"}
 EOF
 for f in vmlinuz initrd.img disk.qcow2 manifest.json; do
     mv -f "$WORK/$f" "$OUTDIR/$f"

@@ -66,7 +66,19 @@ static const xe_derived derived[] = {
 	{"VM", "start-time", "dom-id", "metrics", "start_time", NULL},
 	{"VM", "install-time", "start-time", "metrics", "install_time", NULL},
 	{"VM", "os-version", "install-time", "guest_metrics", "os_version", NULL},
-	{"VM", "networks", "os-version", "guest_metrics", "networks", NULL},
+	{"VM", "PV-drivers-version", "os-version", "guest_metrics", "PV_drivers_version", NULL},
+	{"VM", "PV-drivers-up-to-date", "PV-drivers-version", "guest_metrics",
+	 "PV_drivers_up_to_date", NULL},
+	{"VM", "memory", "PV-drivers-up-to-date", "guest_metrics", "memory", NULL},
+	{"VM", "networks", "memory", "guest_metrics", "networks", NULL},
+	{"VM", "PV-drivers-detected", "networks", "guest_metrics", "PV_drivers_detected", NULL},
+	{"VM", "other", "PV-drivers-detected", "guest_metrics", "other", NULL},
+	{"VM", "live", "other", "guest_metrics", "live", NULL},
+	{"VM", "guest-metrics-last-updated", "live", "guest_metrics", "last_updated", NULL},
+	{"VM", "can-use-hotplug-vbd", "guest-metrics-last-updated", "guest_metrics",
+	 "can_use_hotplug_vbd", NULL},
+	{"VM", "can-use-hotplug-vif", "can-use-hotplug-vbd", "guest_metrics",
+	 "can_use_hotplug_vif", NULL},
 	{"host", "memory-total", NULL, "metrics", "memory_total", NULL},
 	{"host", "memory-free", NULL, "metrics", "memory_free", NULL},
 	{"VBD", "vm-name-label", "vm-uuid", "VM", "name_label", NULL},
@@ -205,6 +217,23 @@ const char *xe_row_value(xe_rec *r, xe_row *row, const xe_lookup *lk)
 json_t *xe_row_raw(const xe_rec *r, const xe_row *row)
 {
 	return row->field ? json_object_get(r->json, row->field->name) : NULL;
+}
+
+const xn_field *xe_row_field(const xe_rec *r, const xe_row *row)
+{
+	return row->field ? row->field : derived_target(row->derived, r->cls);
+}
+
+json_t *xe_row_json(const xe_rec *r, const xe_row *row, const xe_lookup *lk)
+{
+	const xn_field *tf = xe_row_field(r, row);
+	if (row->field || !tf)
+		return xe_row_raw(r, row);
+	const char *ref = json_string_value(json_object_get(r->json, row->derived->via));
+	json_t *target = ref && !xn_ref_is_null(ref) && lk && lk->record
+				 ? lk->record(lk->ctx, tf->cls->name, ref)
+				 : NULL;
+	return json_object_get(target, tf->name);
 }
 
 bool xe_field_settable(const xn_field *f)

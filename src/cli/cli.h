@@ -118,6 +118,12 @@ const char *xe_row_value(xe_rec *r, xe_row *row, const xe_lookup *lk);
 const char *xe_row_suffix(const xe_row *row);
 /* Raw JSON value of a datamodel row (borrowed), NULL for derived rows. */
 json_t *xe_row_raw(const xe_rec *r, const xe_row *row);
+/* The datamodel field a row shows: its own, or the field a derived row
+ * reads through a reference (NULL for computed rows). */
+const xn_field *xe_row_field(const xe_rec *r, const xe_row *row);
+/* The row's raw JSON value (borrowed), a derived row's read through lk;
+ * NULL when there is none (e.g. the reference is NULL). */
+json_t *xe_row_json(const xe_rec *r, const xe_row *row, const xe_lookup *lk);
 
 /* Whether a field can be set: RW in the model, or an explicit set_<f>. */
 bool xe_field_settable(const xn_field *f);

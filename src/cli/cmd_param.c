@@ -291,13 +291,13 @@ static int param_get(xe_ctx *ctx, xe_rec *r, xn_error **err)
 		fprintf(ctx->out, "%s\n", xe_row_value(r, row, &ctx->lk));
 		return 0;
 	}
-	json_t *raw = xe_row_raw(r, row);
-	if (!json_is_object(raw) || row->field->type->kind != XN_T_MAP)
+	const xn_field *f = xe_row_field(r, row);
+	if (!f || f->type->kind != XN_T_MAP)
 		return xe_fail(err, "Error: param %s is not a map", name);
-	json_t *v = json_object_get(raw, key);
+	json_t *v = json_object_get(xe_row_json(r, row, &ctx->lk), key);
 	if (!v)
 		return xe_fail(err, "Error: key %s not found in map %s", key, name);
-	XN_AUTOFREE char *s = xe_render(row->field->type->val, v, &ctx->lk);
+	XN_AUTOFREE char *s = xe_render(f->type->val, v, &ctx->lk);
 	fprintf(ctx->out, "%s\n", s);
 	return 0;
 }

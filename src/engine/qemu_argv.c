@@ -3,7 +3,8 @@
  *
  * The argv is assembled in a fixed order, one helper per part of the
  * machine: identity and accelerator, memory and CPUs, control sockets,
- * guest actions, boot, disks, spare hot-plug ports, small devices. It
+ * the guest agent's channel, guest actions, boot, disks, spare hot-plug
+ * ports, small devices. It
  * validates everything it relies on first, so a bad record gives a
  * XenAPI error and never a half-built command line.
  *
@@ -420,6 +421,21 @@ static void push_control(char ***argv, const xn_qemu_input *in)
 	xn_strv_push(argv, "chardev:serial0");
 }
 
+/* The guest agent's channel: a virtio-serial port named as QEMU's guest
+ * agent expects, on a socket QEMU serves, so the daemon can connect,
+ * leave and come back (after its own restart) while the VM runs. */
+static void push_agent(char ***argv, const xn_qemu_input *in)
+{
+	XN_AUTOFREE char *dir = xn_qemu_opt_escape(in->run_dir);
+	xn_strv_push(argv, "-chardev");
+	xn_strv_pushf(argv, "socket,id=qga0,path=%s/qga.sock,server=on,wait=off", dir);
+	xn_strv_push(argv, "-device");
+	xn_strv_push(argv, "virtio-serial-pci,id=vser0");
+	xn_strv_push(argv, "-device");
+	xn_strv_pushf(argv, "virtserialport,bus=vser0.0,chardev=qga0,name=%s,id=%s",
+		      XN_QEMU_AGENT_PORT, XN_QEMU_AGENT_DEVICE);
+}
+
 /* Guest reboot / crash behaviour. Power-off makes QEMU exit (default),
  * and so does a guest reboot: as on Xen, the daemon then applies
  * actions_after_reboot and starts a fresh QEMU, which picks up changed
@@ -623,6 +639,7 @@ char **xn_qemu_argv(const xn_qemu_input *in, xn_error **err)
 	char **argv = xn_strv_new();
 	push_machine(&argv, in);
 	push_control(&argv, in);
+	push_agent(&argv, in);
 	push_actions(&argv, in);
 	push_boot(&argv, in, order);
 	push_devices(&argv, in, slots);

@@ -55,6 +55,12 @@ typedef struct xn_qemu_input {
  * hot-plug reuses once that disk is unplugged. */
 #define XN_QEMU_HOTPLUG_PORTS 4
 
+/* The guest agent's virtio-serial port: the name guest agents look for,
+ * and its QEMU device id (in VSERPORT_CHANGE events). Its socket is
+ * <run_dir>/qga.sock. */
+#define XN_QEMU_AGENT_PORT "org.qemu.guest_agent.0"
+#define XN_QEMU_AGENT_DEVICE "channel-qga"
+
 /* NULL-terminated argv (caller frees with xn_strv_free), or NULL with a
  * XenAPI error: INVALID_VALUE [field, value] for records the function
  * cannot rely on, VM_DUPLICATE_VBD_DEVICE [vm, vbd, device],

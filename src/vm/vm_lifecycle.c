@@ -17,6 +17,7 @@
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/uuid.h"
+#include "vm/vm_guest.h"
 
 struct op {
 	xn_call *call;
@@ -169,6 +170,12 @@ static void on_powerdown(void *ud, json_t *ret, const xn_error *err)
 		struct dom *d = xn_dom_find(o->h, o->vm);
 		if (!d)
 			return; /* QEMU is exiting: its exit path (stopped) ends the op */
+		if (!d->qmp) {
+			/* The monitor closed: QEMU is on its way out (a re-attached
+			 * one is seen gone a little later). Wait, up to the timeout. */
+			op_timer(o, 200, press_again);
+			return;
+		}
 		d->expected = false;
 		d->on_exit = NULL;
 		qmp_failed(o, err, "cannot press the power button");
@@ -178,7 +185,34 @@ static void on_powerdown(void *ud, json_t *ret, const xn_error *err)
 	op_timer(o, left < 3000 ? left : 3000, press_again);
 }
 
-/* Clean: press the ACPI power button and wait for the guest to stop. */
+/* The agent took the request, but the guest is still there at half the
+ * timeout: the button as well. */
+static void agent_too_slow(uv_timer_t *t)
+{
+	struct op *o = t->data;
+	xn_info("vm %s: %s: still running after the guest agent's shutdown: pressing the ACPI "
+		"power button", xn_db_str(o->h->db, o->vm, "uuid"), o->name);
+	press_again(t);
+}
+
+/* The guest agent took the request (by_agent), or cannot: then the ACPI
+ * power button. */
+static void on_guest_shutdown(void *ud, bool by_agent)
+{
+	struct op *o = ud;
+	struct dom *d = xn_dom_find(o->h, o->vm);
+	if (!d)
+		return; /* QEMU is exiting: its exit path (stopped) ends the op */
+	if (by_agent) {
+		op_timer(o, o->h->clean_shutdown_timeout_ms / 2, agent_too_slow);
+		return;
+	}
+	xn_info("vm %s: %s: pressing the ACPI power button", d->uuid, o->name);
+	xn_dom_qmp(d, "system_powerdown", NULL, on_powerdown, o);
+}
+
+/* Clean: through the guest agent when it answers, else the ACPI power
+ * button; then wait for the guest to stop. */
 static void clean_stop(xn_call *c, const char *name)
 {
 	struct op *o = op_begin(c, name);
@@ -189,7 +223,7 @@ static void clean_stop(xn_call *c, const char *name)
 	d->on_exit = stopped;
 	d->on_exit_ud = o;
 	o->since = xn_now_ms();
-	xn_dom_qmp(d, "system_powerdown", NULL, on_powerdown, o);
+	xn_vm_guest_shutdown(d, strcmp(name, "clean_reboot") == 0, on_guest_shutdown, o);
 }
 
 static void kill_timeout(uv_timer_t *t)

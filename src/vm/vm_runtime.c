@@ -38,6 +38,7 @@
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/uuid.h"
+#include "vm/vm_guest.h"
 
 static struct dom *doms;
 
@@ -164,6 +165,7 @@ static void record_halted(xn_host *h, xn_changes *cs, const char *vm_ref, bool k
 		xn_changes_delete(cs, dr);
 	set_attached(h, cs, json_object_get(rec, "VBDs"), false);
 	set_attached(h, cs, json_object_get(rec, "VIFs"), false);
+	xn_vm_guest_halted(h, cs, vm_ref);
 	xn_vm_refresh_allowed(cs, vm_ref);
 }
 
@@ -199,6 +201,7 @@ static void dom_gone(struct dom *d)
 		d->qmp = NULL;
 		xn_qmp_close(q);
 	}
+	xn_vm_guest_detach(d);
 	if (d->poll) {
 		uv_close((uv_handle_t *)d->poll, (uv_close_cb)free);
 		d->poll = NULL;
@@ -282,6 +285,8 @@ static void on_qmp_event(void *ud, const char *name, json_t *data)
 			xn_vbd_device_deleted(d, dev);
 			xn_vif_device_deleted(d, dev);
 		}
+	} else if (strcmp(name, "VSERPORT_CHANGE") == 0) {
+		xn_vm_guest_port_event(d, data);
 	} else if (strcmp(name, "GUEST_PANICKED") == 0) {
 		d->panicked = true;
 		xn_warn("vm %s: guest panicked", d->uuid);
@@ -441,6 +446,7 @@ static void record_running(struct start *s)
 		return;
 	}
 	xn_info("vm %s: %s", d->uuid, s->paused ? "started paused" : "running");
+	xn_vm_guest_attach(d);
 	start_finish(s, NULL);
 }
 
@@ -977,6 +983,7 @@ static void reattach(xn_host *h, const char *vm_ref, pid_t pid, uint64_t ticks,
 	doms = d;
 	connect_qmp(d);
 	xn_console_attach(h, vm_ref, NULL);
+	xn_vm_guest_attach(d);
 	xn_info("vm %s: re-attached to QEMU pid %d", d->uuid, (int)pid);
 }
 
@@ -1101,6 +1108,7 @@ void xn_vms_detach_all(xn_host *h)
 		if (d->qmp)
 			xn_qmp_close(d->qmp);
 		d->qmp = NULL;
+		xn_vm_guest_detach(d);
 		if (d->proc)
 			xn_qemu_proc_release(d->proc);
 		d->proc = NULL;

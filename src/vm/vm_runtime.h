@@ -33,6 +33,7 @@ struct dom {
 	dom_exit_fn on_exit;
 	void *on_exit_ud;
 	json_t *locks;              /* toolstack locks held on its disks (lock.c keys) */
+	struct guest *guest;        /* its guest agent (vm_guest.c), once running */
 	struct dom *next;
 };
 

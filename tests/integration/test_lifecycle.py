@@ -261,10 +261,13 @@ def test_shutdown_start_paused_and_bad_power_states():
 @xenia.time_limit(300)
 def test_shutdown_timeout_then_force():
     c = ensure_prompt()
-    # a guest that ignores the power button
-    c.run("kill $(cat /run/acpid.pid)")
-    wait_for(lambda: c.run("pidof acpid || echo none") == "none", 10, 0.5,
-             what="acpid to be gone in the guest")
+    # a guest that ignores the power button and runs no guest agent (its
+    # agent is stopped once it is up, else it would shut the guest down)
+    wait_for(lambda: D.vm_param(VM, "live") == "true", 60, 0.5,
+             what="the guest agent to answer")
+    c.run("kill $(cat /run/acpid.pid); /etc/init.d/qemu-ga stop")
+    wait_for(lambda: c.run("pidof acpid qemu-ga || echo none") == "none", 10, 0.5,
+             what="acpid and qemu-ga to be gone in the guest")
     pid = D.qemu_pid(VM)
     t0 = time.monotonic()
     out = D.xe("vm-shutdown", "uuid=" + VM, ok=False, timeout=90)
