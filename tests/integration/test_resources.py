@@ -243,6 +243,13 @@ def test_cap_live():
     if idle[0] >= 0.3:
         assert share >= 0.40, why
         assert throttled(A) > n0 + 20, "hardly throttled: " + why
+    # the metrics read it too: the vCPU's last 5-s sample (taken under the
+    # cap, which has held for 8 s) in VM.query_data_source
+    ref = D.api("VM.get_by_uuid", A)
+    cpu0 = D.api("VM.query_data_source", ref, "cpu0")
+    assert cpu0 <= 0.60, "capped at 50, query_data_source cpu0 = %.2f" % cpu0
+    if idle[0] >= 0.3:
+        assert cpu0 >= 0.40, "capped at 50, query_data_source cpu0 = %.2f (%s)" % (cpu0, why)
     D.xe("vm-param-remove", "uuid=" + A, "param-name=VCPUs-params", "param-key=cap")
     assert quota(A) == -1
     n0, idle = throttled(A), []
