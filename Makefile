@@ -4,7 +4,7 @@
 
 CC       ?= cc
 PKGS     := libuv jansson sqlite3 libcurl openssl libxml-2.0 libnfs libnbd libnl-3.0 libnl-route-3.0 \
-            libbpf librrd ncursesw libarchive libxxhash
+            libbpf librrd ncursesw libarchive libxxhash ext2fs com_err
 CFLAGS   ?= -O2 -g
 XCFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc \
             -D_GNU_SOURCE -fno-strict-aliasing \

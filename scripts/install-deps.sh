@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential pkg-config libuv1-dev libsqlite3-dev libjansson-dev
       libhttp-parser-dev libcurl4-openssl-dev libssl-dev libcrypt-dev libxml2-dev
-      libnfs-dev libnbd-dev libnl-3-dev libnl-route-3-dev libbpf-dev qemu-system-x86 qemu-utils
+      libnfs-dev libnbd-dev libext2fs-dev comerr-dev libnl-3-dev libnl-route-3-dev libbpf-dev qemu-system-x86 qemu-utils
       dnsmasq-base librrd-dev libncurses-dev libwslay-dev libarchive-dev libxxhash-dev
       openssh-client)
 # node and npm build the web console (web/); a node installed some other

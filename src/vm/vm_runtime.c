@@ -38,6 +38,7 @@
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/uuid.h"
+#include "vm/pv_boot.h"
 #include "vm/vm_guest.h"
 
 static struct dom *doms;
@@ -376,12 +377,25 @@ struct start {
 	xn_host *h;
 	struct dom *d;
 	bool paused, incoming;
+	bool bootloader;            /* QEMU loads the bootloader's files from the run dir */
 	int polls;
 	uv_timer_t *timer;
 	dom_started_fn done;
 	void *ud;
 	json_t *vbds;               /* the VBDs in the argv: attached once running */
 };
+
+/* QEMU has read the bootloader's kernel and initrd by now (it loads
+ * them while it builds the machine, before its monitor answers): they
+ * need not take space in the run directory while the VM runs. */
+static void remove_boot_files(const char *run_dir)
+{
+	const char *names[] = {XN_PV_BOOT_KERNEL, XN_PV_BOOT_INITRD};
+	for (size_t i = 0; i < XN_ARRAY_LEN(names); i++) {
+		XN_AUTOFREE char *path = xn_asprintf("%s/%s", run_dir, names[i]);
+		unlink(path);
+	}
+}
 
 static void start_finish(struct start *s, xn_error *err)
 {
@@ -390,6 +404,8 @@ static void start_finish(struct start *s, xn_error *err)
 	struct dom *d = s->d;
 	if (d && d->starting == s)
 		d->starting = NULL;
+	if (d && s->bootloader)
+		remove_boot_files(d->run_dir);
 	if (err && d && !d->gone) {
 		xn_warn("vm %s: start failed: %s", d->uuid, err->message);
 		d->expected = true;
@@ -435,7 +451,7 @@ static void record_running(struct start *s)
 	XN_AUTOFREE char *loc = xn_asprintf("https://%s/console?ref=%s", xn_host_address(h), con);
 	xn_changes_set(cs, con, "location", json_string(loc));
 	const char *kernel = json_string_value(json_object_get(rec, "PV_kernel"));
-	if (!kernel || !kernel[0])
+	if ((!kernel || !kernel[0]) && !s->bootloader)
 		add_rfb_console(h, cs, d->ref);
 	set_attached(h, cs, s->vbds, true);
 	set_attached(h, cs, xn_db_field(h->db, d->ref, "VIFs"), true);
@@ -728,7 +744,7 @@ static json_t *recorded_locks(xn_host *h, const char *vm_ref, bool all)
 }
 
 static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
-		      json_t *locks, dom_started_fn done, void *ud);
+		      json_t *locks, xn_pv_boot *boot, dom_started_fn done, void *ud);
 
 /* Before the argv: every disk prepared by storage, one after the other. */
 struct prepare {
@@ -743,6 +759,8 @@ struct prepare {
 	void *ud;
 };
 
+static void prepare_booted(void *ud, xn_pv_boot *boot, xn_error *err);
+
 static void prepare_next(void *ud, xn_error *err)
 {
 	struct prepare *p = ud;
@@ -752,13 +770,28 @@ static void prepare_next(void *ud, xn_error *err)
 		xn_vm_disk_acquire(h, p->vm, vbd, p->locks, prepare_next, p);
 		return;
 	}
+	int pv = err ? 0 : xn_pv_boot_wanted(xn_db_get(h->db, p->vm), &err);
+	if (pv > 0) {
+		XN_AUTOFREE char *run_dir = xn_asprintf("%s/%s", h->run_dir,
+							xn_db_str(h->db, p->vm, "uuid"));
+		xn_pv_boot_run(h, p->vm, run_dir, prepare_booted, p);
+		return;
+	}
+	prepare_booted(p, NULL, err);
+}
+
+/* The disks are ready, the bootloader (if any) has run: spawn QEMU, or
+ * give up. */
+static void prepare_booted(void *ud, xn_pv_boot *boot, xn_error *err)
+{
+	struct prepare *p = ud;
 	if (err) {
 		if (p->fd >= 0)
 			close(p->fd);
-		xn_vm_disk_release(h, p->locks, NULL);
+		xn_vm_disk_release(p->h, p->locks, NULL);
 		p->done(p->ud, err);
 	} else {
-		dom_spawn(h, p->vm, p->paused, p->fd, p->locks, p->done, p->ud);
+		dom_spawn(p->h, p->vm, p->paused, p->fd, p->locks, boot, p->done, p->ud);
 	}
 	json_decref(p->locks);
 	json_decref(p->vbds);
@@ -784,14 +817,43 @@ void xn_dom_start(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
 	prepare_next(p, NULL);
 }
 
-/* locks: taken over by the domain, released if it cannot start. */
+/* A start that ends before QEMU runs: nothing held stays held, nothing
+ * the bootloader wrote stays behind. */
+static void spawn_failed(xn_host *h, json_t *locks, json_t *vbds, const char *boot_dir,
+			 dom_started_fn done, void *ud, xn_error *err)
+{
+	json_decref(vbds);
+	xn_vm_disk_release(h, locks, NULL);
+	if (boot_dir)
+		xn_rm_rf(boot_dir, NULL);
+	done(ud, err);
+}
+
+/* The VM record QEMU's argv is made from: with a bootloader's kernel,
+ * initrd and command line in place of PV_kernel, PV_ramdisk, PV_args. */
+static json_t *spawn_record(json_t *vm, const xn_pv_boot *boot)
+{
+	if (!boot)
+		return json_incref(vm);
+	json_t *r = json_deep_copy(vm);
+	json_object_set_new(r, "PV_kernel", json_string(boot->kernel));
+	json_object_set_new(r, "PV_ramdisk", json_string(boot->ramdisk ? boot->ramdisk : ""));
+	json_object_set_new(r, "PV_args", json_string(boot->args));
+	return r;
+}
+
+/* locks: taken over by the domain, released if it cannot start; boot
+ * (taken over): what the bootloader put in the run directory, or NULL. */
 static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
-		      json_t *locks, dom_started_fn done, void *ud)
+		      json_t *locks, xn_pv_boot *boot, dom_started_fn done, void *ud)
 {
 	XN_AUTOCLOSE int fd = incoming_fd;
-	json_t *vm = xn_db_get(h->db, vm_ref);
+	json_t *vm = spawn_record(xn_db_get(h->db, vm_ref), boot);
+	bool bootloader = boot != NULL;
+	xn_pv_boot_free(boot);
 	const char *uuid = json_string_value(json_object_get(vm, "uuid"));
 	XN_AUTOFREE char *run_dir = xn_asprintf("%s/%s", h->run_dir, uuid);
+	const char *boot_dir = bootloader ? run_dir : NULL;
 	xn_error *err = NULL;
 	size_t ndisks;
 	json_t *nodes = NULL, *vbds = NULL;
@@ -806,9 +868,8 @@ static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_
 	if (!taps_ok) {
 		xn_net_taps_free(taps, ntaps);
 		json_decref(nodes);
-		json_decref(vbds);
-		xn_vm_disk_release(h, locks, NULL);
-		done(ud, err);
+		json_decref(vm);
+		spawn_failed(h, locks, vbds, boot_dir, done, ud, err);
 		return;
 	}
 	XN_AUTOFREE xn_qemu_nic *nics = xn_calloc(ntaps + 1, sizeof(*nics));
@@ -825,11 +886,12 @@ static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_
 			    .qemu_binary = h->qemu_binary, .incoming = fd >= 0 ? "fd:3" : NULL};
 	XN_AUTOSTRV char **argv = xn_qemu_argv(&in, &err);
 	json_decref(nodes);
-	if (!argv || xn_rm_rf(run_dir, &err) < 0 || xn_mkdir_p(run_dir, 0700, &err) < 0) {
+	json_decref(vm);
+	/* the bootloader made a fresh run directory and left its files there */
+	if (!argv || (!bootloader && xn_rm_rf(run_dir, &err) < 0) ||
+	    xn_mkdir_p(run_dir, 0700, &err) < 0) {
 		xn_net_taps_free(taps, ntaps);
-		json_decref(vbds);
-		xn_vm_disk_release(h, locks, NULL);
-		done(ud, err);
+		spawn_failed(h, locks, vbds, boot_dir, done, ud, err);
 		return;
 	}
 	XN_AUTOFREE char *log = xn_asprintf("%s/qemu.log", run_dir);
@@ -843,13 +905,11 @@ static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_
 	d->proc = xn_qemu_spawn(h->loop, &o, &err);
 	xn_net_taps_free(taps, ntaps);
 	if (!d->proc) {
-		json_decref(vbds);
-		xn_vm_disk_release(h, locks, NULL);
 		free(d->ref);
 		free(d->uuid);
 		free(d->run_dir);
 		free(d);
-		done(ud, err);
+		spawn_failed(h, locks, vbds, boot_dir, done, ud, err);
 		return;
 	}
 	d->pid = xn_qemu_proc_pid(d->proc);
@@ -869,6 +929,7 @@ static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_
 	s->d = d;
 	s->paused = paused;
 	s->incoming = fd >= 0;
+	s->bootloader = bootloader;
 	s->done = done;
 	s->ud = ud;
 	s->vbds = vbds;
