@@ -128,6 +128,14 @@ struct found {
 	char *dir;  /* the menu's directory: where its relative paths start */
 };
 
+/* What went wrong, without the code ("INTERNAL_ERROR: ") in front. */
+static const char *reason(const xn_error *e)
+{
+	if (xn_streq(e->code, "INTERNAL_ERROR") && e->params && e->params[0])
+		return e->params[0];
+	return e->message;
+}
+
 /* The first menu with a bootable entry on any file system. */
 static int find_menu(xn_guest_disk *g, const char *select, struct found *f, xn_error **err)
 {
@@ -152,9 +160,11 @@ static int find_menu(xn_guest_disk *g, const char *select, struct found *f, xn_e
 									     configs[c].path);
 				return 0;
 			}
-			xn_error_prefix(e, "%s on %s: ", configs[c].path, xn_guest_disk_fs_name(g, i));
 			xn_error_free(last);
-			last = e;
+			last = NULL;
+			xn_fail_internal(&last, "%s on %s: %s", configs[c].path,
+					 xn_guest_disk_fs_name(g, i), reason(e));
+			xn_error_free(e);
 		}
 	}
 	if (last)
@@ -246,7 +256,7 @@ static void job_work(uv_work_t *w)
 	loader_opts_clear(&o);
 	if (e) {
 		xn_rm_rf(j->run_dir, NULL);
-		xn_fail(&j->err, "BOOTLOADER_FAILED", j->vm, e->message, NULL);
+		xn_fail(&j->err, "BOOTLOADER_FAILED", j->vm, reason(e), NULL);
 		xn_error_free(e);
 	}
 }

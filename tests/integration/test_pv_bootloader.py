@@ -67,7 +67,7 @@ def disk_with_boot(name, menu):
         "write %s /boot/initrd-a.img" % os.path.join(IMAGES, "initrd.img"),
         "write %s /boot/extlinux/extlinux.conf" % cfg,
     ])
-    return raw
+    return raw, root["start"] * 512
 
 
 def vm_on_disk(name, raw):
@@ -111,7 +111,7 @@ def halt(vm):
 
 @xenia.time_limit(600)
 def test_boots_the_guests_menu_and_follows_its_upgrade():
-    vm = vm_on_disk("pvboot", disk_with_boot("pvboot", EXTLINUX))
+    vm = vm_on_disk("pvboot", disk_with_boot("pvboot", EXTLINUX)[0])
     c, line = boot_cmdline(vm)
     try:
         assert "xenia_marker=1" in line.split(), line
@@ -178,3 +178,21 @@ def test_disk_without_menu_and_unknown_bootloader_are_refused():
     r = D.xe("vm-start", "uuid=" + vm, ok=False)
     assert r.error_code() == "BOOTLOADER_FAILED" and "--entry" in r.stderr, r.stderr
     assert D.power_state(vm) == "halted"
+
+
+@xenia.time_limit(300)
+def test_damaged_file_system_is_refused_cleanly():
+    raw, offset = disk_with_boot("damaged", EXTLINUX)
+    # the superblock keeps its magic number but says blocks are 2^74 bytes
+    with open(raw, "r+b") as f:
+        f.seek(offset + 1024 + 24)  # s_log_block_size
+        f.write(b"\x40\x00\x00\x00")
+    vm = vm_on_disk("pvboot-damaged", raw)
+    r = D.xe("vm-start", "uuid=" + vm, ok=False, timeout=300)
+    assert r.error_code() == "BOOTLOADER_FAILED", r.stderr
+    assert "no boot menu" in r.stderr and "0 ext2/3/4" in r.stderr, r.stderr
+    assert D.power_state(vm) == "halted"
+    assert not D.qemu_pids(vm)
+    assert not os.path.exists(os.path.join(D.data_dir, "run", vm))
+    assert D.running()
+    assert "cannot open the file system of partition 2" in D.log_text()
