@@ -243,8 +243,11 @@ def test_cap_live():
     if idle[0] >= 0.3:
         assert share >= 0.40, why
         assert throttled(A) > n0 + 20, "hardly throttled: " + why
-    # the metrics read it too: the vCPU's last 5-s sample (taken under the
-    # cap, which has held for 8 s) in VM.query_data_source
+    # the metrics read it too: the vCPU's latest 5-s value in
+    # VM.query_data_source, once every sample it is made of was taken
+    # under the cap (a sample covers the 5 s before it, and the archive's
+    # aligned slot can straddle two samples: 10 s more make sure)
+    time.sleep(10)
     ref = D.api("VM.get_by_uuid", A)
     cpu0 = D.api("VM.query_data_source", ref, "cpu0")
     assert cpu0 <= 0.60, "capped at 50, query_data_source cpu0 = %.2f" % cpu0
