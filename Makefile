@@ -63,6 +63,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRC))
 
 image:
 	@images/tiny-linux/build.sh $(B)/images/tiny-linux
+	@images/install-iso/build.sh $(B)/images/tiny-linux $(B)/images/install-iso
 
 # The web console: web/ built by vite into build/web, which xeniad
 # serves. npm installs the lock file's versions, only when the lock is

@@ -16,7 +16,7 @@ pkgs=(build-essential pkg-config libuv1-dev libsqlite3-dev libjansson-dev
 # way (e.g. from nodesource) is kept: Debian's would replace it
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
-mapfile -t image_pkgs < <(grep -v '^\s*#' images/tiny-linux/packages.txt | grep -v '^\s*$')
+mapfile -t image_pkgs < <(cat images/*/packages.txt | grep -v '^\s*#' | grep -v '^\s*$' | sort -u)
 pkgs+=("${image_pkgs[@]}")
 case "${1:-}" in
 --test)
