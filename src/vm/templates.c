@@ -7,7 +7,10 @@
  *   "Other install media": an HVM guest that boots by BIOS from its CD
  *     drive (empty in the template; insert an ISO before the first start)
  *     and then from its disk, an empty one made by VM.provision from
- *     other_config:disks; VGA console. */
+ *     other_config:disks; VGA console.
+ *   "Generic cloud image": an HVM guest booting its disk by BIOS, into
+ *     which the administrator imports a cloud image (xe vdi-import), with
+ *     a cloud-init NoCloud seed made at each start (cloud_init.c). */
 #include "vm/vm.h"
 
 #include <string.h>
@@ -124,26 +127,49 @@ static void add_empty_cd(xn_changes *cs, const char *vm)
 				 "type", "CD", "empty", 1, "unpluggable", 1));
 }
 
+/* Record rec (consumed) as an HVM template booting by BIOS in order, with
+ * one disk of disk_size made at install, and with cd an empty CD drive. */
+static int hvm_template(xn_host *h, json_t *rec, const char *order, long long disk_size,
+			bool cd, xn_error **err)
+{
+	XN_AUTOFREE char *name = xn_strdup(json_string_value(json_object_get(rec, "name_label")));
+	XN_AUTOFREE char *disks = provision_xml(disk_size);
+	merge(rec, json_pack("{s:s,s:{s:s},s:s}", "HVM_boot_policy", "BIOS order",
+			     "HVM_boot_params", "order", order, "domain_type", "hvm"));
+	json_object_set_new(json_object_get(rec, "other_config"), "disks", json_string(disks));
+	xn_changes *cs = xn_changes_new(h->db);
+	XN_AUTOFREE char *vm = xn_strdup(xn_changes_add(cs, xn_model_class("VM"), NULL, rec));
+	if (cd)
+		add_empty_cd(cs, vm);
+	if (xn_db_commit(h->db, cs, err) < 0)
+		return -1;
+	xn_info("templates: created '%s'", name);
+	return 0;
+}
+
 static int other_install_media(xn_host *h, xn_error **err)
 {
-	XN_AUTOFREE char *disks = provision_xml(8192 * MiB);
 	json_t *rec = template_record(
 		"Other install media",
 		"Install an operating system from a CD or ISO: BIOS boot from the CD drive "
 		"(insert the medium first), an empty disk, a VGA console",
 		"other-install-media", 512 * MiB, 128 * MiB);
-	merge(rec, json_pack("{s:s,s:{s:s},s:s}", "HVM_boot_policy", "BIOS order",
-			     "HVM_boot_params", "order", "dc", "domain_type", "hvm"));
-	json_t *oc = json_object_get(rec, "other_config");
-	json_object_set_new(oc, "disks", json_string(disks));
-	json_object_set_new(oc, "install-methods", json_string("cdrom"));
-	xn_changes *cs = xn_changes_new(h->db);
-	XN_AUTOFREE char *vm = xn_strdup(xn_changes_add(cs, xn_model_class("VM"), NULL, rec));
-	add_empty_cd(cs, vm);
-	if (xn_db_commit(h->db, cs, err) < 0)
-		return -1;
-	xn_info("templates: created 'Other install media'");
-	return 0;
+	json_object_set_new(json_object_get(rec, "other_config"), "install-methods",
+			    json_string("cdrom"));
+	return hvm_template(h, rec, "dc", 8192 * MiB, true, err);
+}
+
+static int generic_cloud_image(xn_host *h, xn_error **err)
+{
+	json_t *rec = template_record(
+		"Generic cloud image",
+		"A cloud image (qcow2 or raw: xe vdi-import it into the new VM's disk) booted by "
+		"BIOS, with a cloud-init NoCloud seed from other-config:cloud-init-hostname, "
+		"cloud-init-ssh-key and cloud-init-user-data",
+		"generic-cloud-image", 1024 * MiB, 256 * MiB);
+	json_object_set_new(json_object_get(rec, "other_config"), "xenia-cloud-init",
+			    json_string("nocloud"));
+	return hvm_template(h, rec, "c", 10240 * MiB, false, err);
 }
 
 static const struct builtin {
@@ -152,6 +178,7 @@ static const struct builtin {
 } builtins[] = {
 	{"tiny-linux", tiny_linux},
 	{"other-install-media", other_install_media},
+	{"generic-cloud-image", generic_cloud_image},
 };
 
 int xn_templates_init(xn_host *h, xn_error **err)

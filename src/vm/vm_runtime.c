@@ -21,6 +21,7 @@
 #include "vm/vm_runtime.h"
 
 #include "vm/vm_resources.h"
+#include "vm/cloud_init.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -722,7 +723,7 @@ static json_t *recorded_locks(xn_host *h, const char *vm_ref, bool all)
 }
 
 static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
-		      json_t *locks, dom_started_fn done, void *ud);
+		      const char *seed, json_t *locks, dom_started_fn done, void *ud);
 
 /* Before the argv: every disk prepared by storage, one after the other. */
 struct prepare {
@@ -737,27 +738,37 @@ struct prepare {
 	void *ud;
 };
 
-static void prepare_next(void *ud, xn_error *err)
+/* Last before the argv: the cloud-init seed, if the VM has one. */
+static void prepared(void *ud, const char *seed, xn_error *err)
 {
 	struct prepare *p = ud;
 	xn_host *h = p->h;
-	if (!err && p->next < json_array_size(p->vbds)) {
-		const char *vbd = json_string_value(json_array_get(p->vbds, p->next++));
-		xn_vm_disk_acquire(h, p->vm, vbd, p->locks, prepare_next, p);
-		return;
-	}
 	if (err) {
 		if (p->fd >= 0)
 			close(p->fd);
 		xn_vm_disk_release(h, p->locks, NULL);
 		p->done(p->ud, err);
 	} else {
-		dom_spawn(h, p->vm, p->paused, p->fd, p->locks, p->done, p->ud);
+		dom_spawn(h, p->vm, p->paused, p->fd, seed, p->locks, p->done, p->ud);
 	}
 	json_decref(p->locks);
 	json_decref(p->vbds);
 	free(p->vm);
 	free(p);
+}
+
+static void prepare_next(void *ud, xn_error *err)
+{
+	struct prepare *p = ud;
+	if (!err && p->next < json_array_size(p->vbds)) {
+		const char *vbd = json_string_value(json_array_get(p->vbds, p->next++));
+		xn_vm_disk_acquire(p->h, p->vm, vbd, p->locks, prepare_next, p);
+		return;
+	}
+	if (err)
+		prepared(p, NULL, err);
+	else
+		xn_cloud_init_seed(p->h, p->vm, prepared, p);
 }
 
 void xn_dom_start(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
@@ -780,7 +791,7 @@ void xn_dom_start(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
 
 /* locks: taken over by the domain, released if it cannot start. */
 static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
-		      json_t *locks, dom_started_fn done, void *ud)
+		      const char *seed, json_t *locks, dom_started_fn done, void *ud)
 {
 	XN_AUTOCLOSE int fd = incoming_fd;
 	json_t *vm = xn_db_get(h->db, vm_ref);
@@ -816,7 +827,8 @@ static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_
 	}
 	xn_qemu_input in = {.vm = vm, .disks = disks, .ndisks = ndisks, .nics = nics,
 			    .nnics = ntaps, .engine = h->engine, .run_dir = run_dir,
-			    .qemu_binary = h->qemu_binary, .incoming = fd >= 0 ? "fd:3" : NULL};
+			    .qemu_binary = h->qemu_binary, .incoming = fd >= 0 ? "fd:3" : NULL,
+			    .seed = seed};
 	XN_AUTOSTRV char **argv = xn_qemu_argv(&in, &err);
 	json_decref(nodes);
 	if (!argv || xn_rm_rf(run_dir, &err) < 0 || xn_mkdir_p(run_dir, 0700, &err) < 0) {
