@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential pkg-config libuv1-dev libsqlite3-dev libjansson-dev
       libhttp-parser-dev libcurl4-openssl-dev libssl-dev libcrypt-dev libxml2-dev
       libnfs-dev libnbd-dev libnl-3-dev libnl-route-3-dev libbpf-dev qemu-system-x86 qemu-utils
-      dnsmasq-base xorriso librrd-dev libncurses-dev libwslay-dev libarchive-dev libxxhash-dev)
+      dnsmasq-base xorriso debootstrap librrd-dev libncurses-dev libwslay-dev libarchive-dev libxxhash-dev)
 # node and npm build the web console (web/); a node installed some other
 # way (e.g. from nodesource) is kept: Debian's would replace it
 command -v node >/dev/null || pkgs+=(nodejs)

@@ -10,7 +10,9 @@
  *     other_config:disks; VGA console.
  *   "Generic cloud image": an HVM guest booting its disk by BIOS, into
  *     which the administrator imports a cloud image (xe vdi-import), with
- *     a cloud-init NoCloud seed made at each start (cloud_init.c). */
+ *     a cloud-init NoCloud seed made at each start (cloud_init.c).
+ *   "Debian 12": an HVM guest booting its disk by BIOS, the disk filled
+ *     at install by debootstrap (debian_install.c). */
 #include "vm/vm.h"
 
 #include <string.h>
@@ -172,6 +174,21 @@ static int generic_cloud_image(xn_host *h, xn_error **err)
 	return hvm_template(h, rec, "c", 10240 * MiB, false, err);
 }
 
+static int debian_12(xn_host *h, xn_error **err)
+{
+	json_t *rec = template_record(
+		"Debian 12",
+		"Debian 12 (bookworm), installed by debootstrap from the Debian mirror into the "
+		"new disk: systemd, the cloud kernel, the QEMU guest agent, DHCP, a serial "
+		"console; root's password lands in other-config:install-root-password",
+		"debian-12", 1024 * MiB, 256 * MiB);
+	json_t *oc = json_object_get(rec, "other_config");
+	json_object_set_new(oc, "xenia-install", json_string("debootstrap"));
+	json_object_set_new(oc, "install-distribution", json_string("bookworm"));
+	json_object_set_new(oc, "install-repository", json_string("http://deb.debian.org/debian"));
+	return hvm_template(h, rec, "c", 8192 * MiB, false, err);
+}
+
 static const struct builtin {
 	const char *id;
 	int (*make)(xn_host *h, xn_error **err);
@@ -179,6 +196,7 @@ static const struct builtin {
 	{"tiny-linux", tiny_linux},
 	{"other-install-media", other_install_media},
 	{"generic-cloud-image", generic_cloud_image},
+	{"debian-12", debian_12},
 };
 
 int xn_templates_init(xn_host *h, xn_error **err)
