@@ -5,7 +5,8 @@
 # usage: install.sh TARGET MIRROR SUITE HOSTNAME PASSWORD_FILE PROGRESS_FILE [CACHE_DIR]
 #
 # TARGET is what qemu-img opens for the new VM's empty disk (a qcow2 file
-# or URL, of the disk's final size). debootstrap builds the system from
+# or URL, of the disk's final size). An empty MIRROR means the Debian
+# mirror this host's apt uses. debootstrap builds the system from
 # MIRROR in a scratch directory (with systemd, the cloud kernel, the
 # QEMU guest agent, systemd-networkd on DHCP, a serial console); the disk
 # is then made the way images/tiny-linux does it, without mounting
@@ -32,6 +33,13 @@ for tool in debootstrap chroot sfdisk mkfs.fat mcopy syslinux mke2fs qemu-img; d
 done
 SYSLINUX_MBR=/usr/lib/syslinux/mbr/mbr.bin
 [[ -f $SYSLINUX_MBR ]] || die "$SYSLINUX_MBR missing"
+if [[ -z $mirror ]]; then
+    # the main archive among apt's sources (not -security, -updates, ...)
+    mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT) $(IDENTIFIER)' |
+        awk '$3 == "main" && $4 == "Packages" && $2 !~ /-/ { print $1; exit }')
+    mirror=${mirror%/}
+    [[ -n $mirror ]] || die "no Debian mirror in apt's sources: set other-config:install-repository"
+fi
 size=$(qemu-img info --output=json "$target" | sed -n 's/.*"virtual-size": *\([0-9]*\).*/\1/p')
 [[ -n $size && $size -ge $((2 * 1024 * 1024 * 1024)) ]] ||
     die "the disk must hold at least 2 GiB (it has ${size:-?} bytes)"

@@ -5,7 +5,9 @@
  * recorded. The work is images/debian/install.sh (installed by make
  * under the images directory), run as a child process: debootstrap from
  * the mirror into a scratch directory, then the disk written without
- * mounting anything. The daemon only starts it, watches the progress
+ * mounting anything; from other_config:install-repository, or when that
+ * is empty from the Debian mirror the host's own apt uses. The daemon
+ * only starts it, watches the progress
  * file the script replaces as it goes (a 1 s timer, into the task's
  * progress), and reports how it ended. The root password reaches the
  * script in a 0600 file, not on its command line; downloaded packages
@@ -28,7 +30,6 @@
 #include "util/util.h"
 #include "vm/cloud_init.h"
 
-#define DEFAULT_MIRROR "http://deb.debian.org/debian"
 #define DEFAULT_SUITE "bookworm"
 
 struct install {
@@ -121,7 +122,7 @@ void xn_debian_install(xn_host *h, const char *vm_ref, const char *task, const c
 	XN_AUTOFREE char *cache = xn_asprintf("%s/cache/debian", h->data_dir);
 	const char *argv[] = {script,
 			      target,
-			      oc_or(oc, "install-repository", DEFAULT_MIRROR),
+			      oc_or(oc, "install-repository", ""),
 			      oc_or(oc, "install-distribution", DEFAULT_SUITE),
 			      guest_hostname(h, vm_ref),
 			      pwfile,

@@ -11,7 +11,7 @@ bool xn_debian_install_wanted(xn_host *h, const char *vm_ref);
 
 /* Install Debian into target (the qemu-img name of the VM's new, empty
  * disk) in a child process, from the VM's other_config:install-repository
- * and install-distribution, with root's password; task (may be NULL)
+ * (default: the host's Debian mirror) and install-distribution, with root's password; task (may be NULL)
  * gets the progress. done is called once, with an error (INTERNAL_ERROR
  * naming the installer's last words) if the install failed. */
 void xn_debian_install(xn_host *h, const char *vm_ref, const char *task, const char *target,

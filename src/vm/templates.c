@@ -178,14 +178,13 @@ static int debian_12(xn_host *h, xn_error **err)
 {
 	json_t *rec = template_record(
 		"Debian 12",
-		"Debian 12 (bookworm), installed by debootstrap from the Debian mirror into the "
+		"Debian 12 (bookworm), installed by debootstrap from a Debian mirror into the "
 		"new disk: systemd, the cloud kernel, the QEMU guest agent, DHCP, a serial "
 		"console; root's password lands in other-config:install-root-password",
 		"debian-12", 1024 * MiB, 256 * MiB);
 	json_t *oc = json_object_get(rec, "other_config");
 	json_object_set_new(oc, "xenia-install", json_string("debootstrap"));
 	json_object_set_new(oc, "install-distribution", json_string("bookworm"));
-	json_object_set_new(oc, "install-repository", json_string("http://deb.debian.org/debian"));
 	return hvm_template(h, rec, "c", 8192 * MiB, false, err);
 }
 
