@@ -61,8 +61,13 @@ $(B)/asan/tests/test_cli: tests/unit/test_cli.c $(call OBJ,$(B)/asan,$(CLI_LIB_S
 
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRC))
 
-image:
+image: $(B)/images/debian/install.sh
 	@images/tiny-linux/build.sh $(B)/images/tiny-linux
+	@images/install-iso/build.sh $(B)/images/tiny-linux $(B)/images/install-iso
+
+# The "Debian 12" template's installer, which xeniad runs at install.
+$(B)/images/debian/install.sh: images/debian/install.sh
+	@install -D -m 755 $< $@
 
 # The web console: web/ built by vite into build/web, which xeniad
 # serves. npm installs the lock file's versions, only when the lock is

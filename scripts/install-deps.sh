@@ -12,12 +12,12 @@ pkgs=(build-essential pkg-config libuv1-dev libsqlite3-dev libjansson-dev
       libhttp-parser-dev libcurl4-openssl-dev libssl-dev libcrypt-dev libxml2-dev
       libnfs-dev libnbd-dev libext2fs-dev comerr-dev libnl-3-dev libnl-route-3-dev libbpf-dev qemu-system-x86 qemu-utils
       dnsmasq-base librrd-dev libncurses-dev libwslay-dev libarchive-dev libxxhash-dev
-      openssh-client)
+      openssh-client xorriso debootstrap)
 # node and npm build the web console (web/); a node installed some other
 # way (e.g. from nodesource) is kept: Debian's would replace it
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
-mapfile -t image_pkgs < <(grep -v '^\s*#' images/tiny-linux/packages.txt | grep -v '^\s*$')
+mapfile -t image_pkgs < <(cat images/*/packages.txt | grep -v '^\s*#' | grep -v '^\s*$' | sort -u)
 pkgs+=("${image_pkgs[@]}")
 case "${1:-}" in
 --test)

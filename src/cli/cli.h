@@ -363,10 +363,10 @@ int xe_cmd_ds_forget(xe_ctx *ctx, xn_error **err);
 /* xe top (cmd_top.c). */
 int xe_cmd_top(xe_ctx *ctx, xn_error **err);
 
-/* Every sr="..." attribute of a template's provisioning XML
- * (other_config:disks) set to sr_uuid, as xe's rewrite_provisioning_xml
- * does. Caller frees. */
-char *xe_rewrite_provision_sr(const char *xml, const char *sr_uuid);
+/* Every attr="..." attribute (sr, size) of a template's provisioning
+ * XML (other_config:disks) set to value, as xe's rewrite_provisioning_xml
+ * does for sr. Caller frees. */
+char *xe_rewrite_provision(const char *xml, const char *attr, const char *value);
 
 /* Print usage and the list of commands (all: also non-standard ones). */
 void xe_print_usage(FILE *out, bool all);

@@ -1,5 +1,6 @@
 /* cmd_vm.c: the hand-written VM commands of `xe` (xenapi.md §4.4):
- * vm-install (clone a template, point its provisioning at an SR,
+ * vm-install (clone a template, point its provisioning at an SR and a
+ * disk size,
  * provision, turn the clone into a VM), the lifecycle commands on VM
  * selectors (start, shutdown, reboot, suspend, resume, pause, unpause),
  * vm-uninstall (VM plus the disks only it uses) and vm-destroy.
@@ -32,21 +33,23 @@ static int vm_call_void(xe_ctx *ctx, const char *msg, json_t *params, xn_error *
 
 /* The XML is xapi's fixed one-element-per-disk form and only attribute
  * values change, so this stays a substitution, not an XML parser. */
-char *xe_rewrite_provision_sr(const char *xml, const char *sr_uuid)
+char *xe_rewrite_provision(const char *xml, const char *attr, const char *value)
 {
+	XN_AUTOFREE char *key = xn_asprintf("%s=", attr);
+	size_t klen = strlen(key);
 	xn_buf b = {0};
 	const char *p = xml;
 	for (;;) {
-		const char *hit = strstr(p, "sr=");
+		const char *hit = strstr(p, key);
 		while (hit && hit > xml && !strchr(" \t\n", hit[-1]))
-			hit = strstr(hit + 3, "sr=");
-		if (!hit || (hit[3] != '"' && hit[3] != '\''))
+			hit = strstr(hit + klen, key);
+		if (!hit || (hit[klen] != '"' && hit[klen] != '\''))
 			break;
-		const char *end = strchr(hit + 4, hit[3]);
+		const char *end = strchr(hit + klen + 1, hit[klen]);
 		if (!end)
 			break;
-		xn_buf_append(&b, p, (size_t)(hit - p) + 4);
-		xn_buf_puts(&b, sr_uuid);
+		xn_buf_append(&b, p, (size_t)(hit - p) + klen + 1);
+		xn_buf_puts(&b, value);
 		p = end;
 	}
 	xn_buf_puts(&b, p);
@@ -120,15 +123,25 @@ static char *install_sr_uuid(xe_ctx *ctx, xn_error **err)
 	return xn_strdup("");
 }
 
-static int point_disks_at_sr(xe_ctx *ctx, const char *vm, const char *sr_uuid, xn_error **err)
+/* The new VM's provisioning: its disks on sr_uuid ("": the template's
+ * choice) and, with disk-size=, of that size. */
+static int rewrite_disks(xe_ctx *ctx, const char *vm, const char *sr_uuid, xn_error **err)
 {
+	const char *size = xe_arg(ctx->args, "disk-size");
+	int64_t bytes = 0;
+	if (size && xe_parse_size(size, &bytes, err) < 0)
+		return -1;
 	json_t *oc = vm_call(ctx, "get_other_config", json_pack("[s]", vm), err);
 	if (!oc)
 		return -1;
 	const char *disks = json_string_value(json_object_get(oc, "disks"));
 	int rc = 0;
-	if (disks && *sr_uuid) {
-		XN_AUTOFREE char *xml = xe_rewrite_provision_sr(disks, sr_uuid);
+	if (disks && (*sr_uuid || size)) {
+		XN_AUTOFREE char *with_sr = *sr_uuid ? xe_rewrite_provision(disks, "sr", sr_uuid)
+						     : xn_strdup(disks);
+		XN_AUTOFREE char *n = xn_asprintf("%lld", (long long)bytes);
+		XN_AUTOFREE char *xml = size ? xe_rewrite_provision(with_sr, "size", n)
+					     : xn_strdup(with_sr);
 		if (strcmp(xml, disks) != 0) {
 			rc = vm_call_void(ctx, "remove_from_other_config", json_pack("[ss]", vm, "disks"), err);
 			if (rc == 0)
@@ -145,7 +158,7 @@ static int finish_install(xe_ctx *ctx, const char *vm, const char *sr_uuid, xn_e
 	const char *desc = xe_arg(ctx->args, "new-name-description");
 	if (desc && vm_call_void(ctx, "set_name_description", json_pack("[ss]", vm, desc), err) < 0)
 		return -1;
-	if (point_disks_at_sr(ctx, vm, sr_uuid, err) < 0 ||
+	if (rewrite_disks(ctx, vm, sr_uuid, err) < 0 ||
 	    vm_call_void(ctx, "provision", json_pack("[s]", vm), err) < 0 ||
 	    vm_call_void(ctx, "set_is_a_template", json_pack("[sb]", vm, 0), err) < 0)
 		return -1;

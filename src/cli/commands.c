@@ -16,9 +16,11 @@ static const xe_cmd handwritten[] = {
 	{"help", xe_cmd_help, "", "all", XE_CMD_NO_CONN | XE_CMD_STANDARD,
 	 "Show the commands, or the parameters and description of one command.", NULL},
 	{"vm-install", xe_cmd_vm_install, "new-name-label",
-	 "template template-uuid template-name-label sr-uuid new-name-description", XE_CMD_STANDARD,
+	 "template template-uuid template-name-label sr-uuid disk-size new-name-description",
+	 XE_CMD_STANDARD,
 	 "Install a new VM from a template (name or uuid): clone it, provision its disks on "
-	 "sr-uuid (default: the pool's default SR) and print the new VM's uuid.", NULL},
+	 "sr-uuid (default: the pool's default SR), disk-size= bytes or 10GiB each, and print "
+	 "the new VM's uuid.", NULL},
 	{"vm-uninstall", xe_cmd_vm_uninstall, "", "vm force multiple", SEL,
 	 "Destroy the selected VM(s) and the disks only they use, shutting them down first.", NULL},
 	{"vm-destroy", xe_cmd_vm_destroy, "uuid", "", 0,

@@ -566,6 +566,23 @@ static void push_cd(char ***argv, const slot *s, bool pv)
 	push_json(argv, "-device", dev);
 }
 
+/* The cloud-init seed: after every other port, so that it changes no
+ * other device's place. */
+static void push_seed(char ***argv, const char *seed, int chassis)
+{
+	xn_strv_push(argv, "-device");
+	xn_strv_pushf(argv, "pcie-root-port,id=rp-seed,bus=pcie.0,chassis=%d", chassis);
+	push_json(argv, "-blockdev",
+		  json_pack("{s:s, s:s, s:s, s:b}", "driver", "file", "node-name", "file-seed",
+			    "filename", seed, "read-only", 1));
+	push_json(argv, "-blockdev",
+		  json_pack("{s:s, s:s, s:s, s:b}", "driver", "raw", "node-name", "drive-seed",
+			    "file", "file-seed", "read-only", 1));
+	push_json(argv, "-device",
+		  json_pack("{s:s, s:s, s:s, s:s, s:s}", "driver", "virtio-blk-pci", "id", "seed",
+			    "bus", "rp-seed", "drive", "drive-seed", "serial", "cidata"));
+}
+
 static void push_devices(char ***argv, const xn_qemu_input *in, const slot *s)
 {
 	int chassis = 1;
@@ -597,6 +614,8 @@ static void push_devices(char ***argv, const xn_qemu_input *in, const slot *s)
 		xn_strv_pushf(argv, "pcie-root-port,id=rp-hp%d,bus=pcie.0,chassis=%d", i,
 			      chassis++);
 	}
+	if (in->seed)
+		push_seed(argv, in->seed, chassis++);
 	const char *fixed[] = {
 		"-object", "rng-random,id=rng0,filename=/dev/urandom",
 		"-device", "virtio-rng-pci,rng=rng0",

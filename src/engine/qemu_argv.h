@@ -44,6 +44,8 @@ typedef struct xn_qemu_input {
 	const char *run_dir;        /* per-VM runtime dir */
 	const char *qemu_binary;    /* e.g. "qemu-system-x86_64" */
 	const char *incoming;       /* NULL, or e.g. "fd:3" when resuming from a saved state */
+	const char *seed;           /* NULL, or a cloud-init NoCloud seed (raw ISO image),
+				     * attached read-only as virtio disk "seed" */
 } xn_qemu_input;
 
 /* Most disks one VM may have (each takes a PCIe root port on pcie.0). */

@@ -6,6 +6,7 @@
  * operations are state machines whose steps are callbacks, in order,
  * top to bottom. */
 #include "vm/vm_runtime.h"
+#include "vm/cloud_init.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -510,8 +511,11 @@ static void vm_destroy(xn_call *c)
 		if (!xn_ref_is_null(json_string_value(json_object_get(rec, single[k]))))
 			xn_changes_delete(cs, json_string_value(json_object_get(rec, single[k])));
 	xn_changes_delete(cs, vm);
+	XN_AUTOFREE char *uuid = xn_strdup(json_string_value(json_object_get(rec, "uuid")));
 	bool committed = xn_db_commit(h->db, cs, &err) == 0;
 	remove_image(image, committed);
+	if (committed)
+		xn_cloud_init_forget(h, uuid);
 	if (!committed)
 		xn_call_fail(c, err);
 	else

@@ -11,7 +11,9 @@
  * drops the key, so that a VM is provisioned once. A bad spec (unknown
  * SR: UUID_INVALID, as in xapi; a size that is no number; a device the
  * VM already uses) fails before anything is made; images made before a
- * failure are removed again. */
+ * failure are removed again. A template that installs its system
+ * (other_config:xenia-install=debootstrap, "Debian 12") has it written
+ * into the first disk before the commit (debian_install.c). */
 #include "vm/vm_runtime.h"
 
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include <libxml/tree.h>
 
 #include "storage/storage.h"
+#include "vm/debian_install.h"
 #include "util/log.h"
 #include "util/uuid.h"
 
@@ -37,6 +40,7 @@ struct provision {
 	char *vm;
 	struct disk_spec *disks;
 	size_t n, made;
+	char *password;   /* root's, when Debian was installed into the disk */
 };
 
 static void provision_free(struct provision *p)
@@ -51,6 +55,7 @@ static void provision_free(struct provision *p)
 	}
 	free(p->disks);
 	free(p->vm);
+	free(p->password);
 	free(p);
 }
 
@@ -163,7 +168,12 @@ static void commit_disks(struct provision *p)
 					 "userdevice", d->device, "bootable", d->bootable, "mode",
 					 "RW", "type", "Disk", "unpluggable", 1));
 	}
-	json_object_del(json_object_get(xn_changes_edit(cs, p->vm), "other_config"), "disks");
+	json_t *oc = json_object_get(xn_changes_edit(cs, p->vm), "other_config");
+	json_object_del(oc, "disks");
+	if (p->password) {
+		json_object_del(oc, "xenia-install");
+		json_object_set_new(oc, "install-root-password", json_string(p->password));
+	}
 	xn_error *err = NULL;
 	if (xn_db_commit(h->db, cs, &err) < 0) {
 		provision_fail(p, err);
@@ -177,6 +187,34 @@ static void commit_disks(struct provision *p)
 	provision_free(p);
 }
 
+static void installed(void *ud, xn_error *err)
+{
+	struct provision *p = ud;
+	if (err)
+		provision_fail(p, err);
+	else
+		commit_disks(p);
+}
+
+/* The Debian template: the system goes into the first disk, with root's
+ * password from other_config:install-root-password or a new random one
+ * (recorded there for the administrator's first login). */
+static void install_debian(struct provision *p)
+{
+	const char *given = json_string_value(
+		json_object_get(xn_db_field(p->h->db, p->vm, "other_config"), "install-root-password"));
+	if (given && given[0]) {
+		p->password = xn_strdup(given);
+	} else {
+		/* 16 random hex digits, from two random uuids */
+		XN_AUTOFREE char *a = xn_uuid_new();
+		XN_AUTOFREE char *b = xn_uuid_new();
+		p->password = xn_asprintf("%.8s%.8s", a, b);
+	}
+	XN_AUTOFREE char *target = xn_location_url(p->h, p->disks[0].sr, p->disks[0].location);
+	xn_debian_install(p->h, p->vm, p->call->task, target, p->password, installed, p);
+}
+
 static void made_next(void *ud, xn_error *err)
 {
 	struct provision *p = ud;
@@ -186,7 +224,10 @@ static void made_next(void *ud, xn_error *err)
 		return;
 	}
 	if (p->made == p->n) {
-		commit_disks(p);
+		if (p->n > 0 && xn_debian_install_wanted(p->h, p->vm))
+			install_debian(p);
+		else
+			commit_disks(p);
 		return;
 	}
 	struct disk_spec *d = &p->disks[p->made++];

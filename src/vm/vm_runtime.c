@@ -21,6 +21,7 @@
 #include "vm/vm_runtime.h"
 
 #include "vm/vm_resources.h"
+#include "vm/cloud_init.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -744,7 +745,8 @@ static json_t *recorded_locks(xn_host *h, const char *vm_ref, bool all)
 }
 
 static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
-		      json_t *locks, xn_pv_boot *boot, dom_started_fn done, void *ud);
+		      const char *seed, json_t *locks, xn_pv_boot *boot, dom_started_fn done,
+		      void *ud);
 
 /* Before the argv: every disk prepared by storage, one after the other. */
 struct prepare {
@@ -755,6 +757,7 @@ struct prepare {
 	json_t *vbds;     /* refs of the VBDs with a disk */
 	json_t *locks;    /* the locks taken so far */
 	size_t next;
+	xn_pv_boot *boot; /* what the bootloader found, or NULL */
 	dom_started_fn done;
 	void *ud;
 };
@@ -780,18 +783,38 @@ static void prepare_next(void *ud, xn_error *err)
 	prepare_booted(p, NULL, err);
 }
 
-/* The disks are ready, the bootloader (if any) has run: spawn QEMU, or
- * give up. */
+static void prepared(void *ud, const char *seed, xn_error *err);
+
+/* The disks are ready and the bootloader (if any) has run: the
+ * cloud-init seed, if the VM has one. */
 static void prepare_booted(void *ud, xn_pv_boot *boot, xn_error *err)
+{
+	struct prepare *p = ud;
+	p->boot = boot;
+	if (err)
+		prepared(p, NULL, err);
+	else
+		xn_cloud_init_seed(p->h, p->vm, prepared, p);
+}
+
+/* Everything before the argv is done: spawn QEMU, or give up (and drop
+ * what the bootloader left in the run directory). */
+static void prepared(void *ud, const char *seed, xn_error *err)
 {
 	struct prepare *p = ud;
 	if (err) {
 		if (p->fd >= 0)
 			close(p->fd);
 		xn_vm_disk_release(p->h, p->locks, NULL);
+		if (p->boot) {
+			XN_AUTOFREE char *run_dir = xn_asprintf(
+				"%s/%s", p->h->run_dir, xn_db_str(p->h->db, p->vm, "uuid"));
+			xn_rm_rf(run_dir, NULL);
+			xn_pv_boot_free(p->boot);
+		}
 		p->done(p->ud, err);
 	} else {
-		dom_spawn(p->h, p->vm, p->paused, p->fd, p->locks, boot, p->done, p->ud);
+		dom_spawn(p->h, p->vm, p->paused, p->fd, seed, p->locks, p->boot, p->done, p->ud);
 	}
 	json_decref(p->locks);
 	json_decref(p->vbds);
@@ -845,7 +868,8 @@ static json_t *spawn_record(json_t *vm, const xn_pv_boot *boot)
 /* locks: taken over by the domain, released if it cannot start; boot
  * (taken over): what the bootloader put in the run directory, or NULL. */
 static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_fd,
-		      json_t *locks, xn_pv_boot *boot, dom_started_fn done, void *ud)
+		      const char *seed, json_t *locks, xn_pv_boot *boot, dom_started_fn done,
+		      void *ud)
 {
 	XN_AUTOCLOSE int fd = incoming_fd;
 	json_t *vm = spawn_record(xn_db_get(h->db, vm_ref), boot);
@@ -883,7 +907,8 @@ static void dom_spawn(xn_host *h, const char *vm_ref, bool paused, int incoming_
 	}
 	xn_qemu_input in = {.vm = vm, .disks = disks, .ndisks = ndisks, .nics = nics,
 			    .nnics = ntaps, .engine = h->engine, .run_dir = run_dir,
-			    .qemu_binary = h->qemu_binary, .incoming = fd >= 0 ? "fd:3" : NULL};
+			    .qemu_binary = h->qemu_binary, .incoming = fd >= 0 ? "fd:3" : NULL,
+			    .seed = seed};
 	XN_AUTOSTRV char **argv = xn_qemu_argv(&in, &err);
 	json_decref(nodes);
 	json_decref(vm);

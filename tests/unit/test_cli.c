@@ -399,13 +399,18 @@ TEST(test_command_table)
 
 TEST(test_rewrite_provision_sr)
 {
-	XN_AUTOFREE char *x = xe_rewrite_provision_sr(
+	XN_AUTOFREE char *x = xe_rewrite_provision(
 		"<provision><disk device=\"0\" size=\"8589934592\" sr=\"\" bootable=\"true\" type=\"system\"/>"
-		"<disk device='1' size='1' sr='old'/></provision>", "SRU");
+		"<disk device='1' size='1' sr='old'/></provision>", "sr", "SRU");
 	CHECK_STR(x, "<provision><disk device=\"0\" size=\"8589934592\" sr=\"SRU\" bootable=\"true\" "
 		     "type=\"system\"/><disk device='1' size='1' sr='SRU'/></provision>");
-	XN_AUTOFREE char *y = xe_rewrite_provision_sr("<provision><disk usr=\"a\"/></provision>", "S");
+	XN_AUTOFREE char *y = xe_rewrite_provision("<provision><disk usr=\"a\"/></provision>", "sr", "S");
 	CHECK_STR(y, "<provision><disk usr=\"a\"/></provision>");
+	/* size: not the tail of another attribute's name */
+	XN_AUTOFREE char *z = xe_rewrite_provision(
+		"<provision><disk device=\"0\" xsize=\"5\" size=\"8589934592\" sr=\"\"/></provision>",
+		"size", "1073741824");
+	CHECK_STR(z, "<provision><disk device=\"0\" xsize=\"5\" size=\"1073741824\" sr=\"\"/></provision>");
 }
 
 /* ---- JSON-RPC ----------------------------------------------------------- */

@@ -89,6 +89,7 @@ static char *run_case(json_t *input, bool *is_err)
 		.run_dir = json_string_value(json_object_get(input, "run_dir")),
 		.qemu_binary = bin ? bin : "qemu-system-x86_64",
 		.incoming = json_string_value(json_object_get(input, "incoming")),
+		.seed = json_string_value(json_object_get(input, "seed")),
 	};
 	XN_AUTOERR xn_error *err = NULL;
 	XN_AUTOSTRV char **argv = xn_qemu_argv(&in, &err);
