@@ -30,6 +30,7 @@ struct op {
 	bool paused;
 	bool own_task;      /* made by op_begin (not an Async. task) */
 	uint64_t since;     /* when the operation started waiting */
+	bool press_failed;  /* the last press of the power button failed */
 };
 
 /* ---- tasks and current operations ------------------------------------ */
@@ -171,9 +172,13 @@ static void on_powerdown(void *ud, json_t *ret, const xn_error *err)
 		struct dom *d = xn_dom_find(o->h, o->vm);
 		if (!d)
 			return; /* QEMU is exiting: its exit path (stopped) ends the op */
-		if (!d->qmp) {
-			/* The monitor closed: QEMU is on its way out (a re-attached
-			 * one is seen gone a little later). Wait, up to the timeout. */
+		if (!d->qmp || !o->press_failed) {
+			/* The monitor closed, or is closing (its pending replies fail
+			 * first, "connection reset", before it is seen closed): QEMU
+			 * is on its way out, as the guest obeyed an earlier press or
+			 * its agent. Wait and press again, up to the timeout; a
+			 * second failure in a row with the monitor up is an error. */
+			o->press_failed = true;
 			op_timer(o, 200, press_again);
 			return;
 		}
@@ -182,6 +187,7 @@ static void on_powerdown(void *ud, json_t *ret, const xn_error *err)
 		qmp_failed(o, err, "cannot press the power button");
 		return;
 	}
+	o->press_failed = false;
 	uint64_t left = o->h->clean_shutdown_timeout_ms - (xn_now_ms() - o->since);
 	op_timer(o, left < 3000 ? left : 3000, press_again);
 }
